@@ -1,0 +1,4 @@
+pytest_plugins = [
+    "kefu.accounts.tests.fixtures",
+    "kefu.customers.tests.fixtures",
+]

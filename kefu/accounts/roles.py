@@ -1,0 +1,86 @@
+"""The roles of PRODUCT.md §1 as Django groups, and the permissions each one holds."""
+
+from django.db.models import TextChoices
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(TextChoices):
+    AGENT = "agent", _("Agent")
+    COMPLAINT_SPECIALIST = "complaint_specialist", _("Complaint specialist")
+    RECORDS_OFFICER = "records_officer", _("Records officer")
+    VIP_SPECIALIST = "vip_specialist", _("VIP specialist")
+    SUPERVISOR = "supervisor", _("Supervisor")
+    MANAGER = "manager", _("Manager")
+    DIRECTOR = "director", _("Director")
+    STORE_MANAGER = "store_manager", _("Store manager")
+    DEPARTMENT_HANDLER = "department_handler", _("Department handler")
+    ADMINISTRATOR = "administrator", _("Administrator")
+
+
+# Reading and working with the archive. Without view_all_customers a user sees only the
+# customers of their own store (store managers).
+_CUSTOMER_WORK = [
+    "customers.view_customer",
+    "customers.add_customer",
+    "customers.change_customer",
+    "customers.view_all_customers",
+]
+_FULL_CONTACT = ["customers.view_full_contact"]
+_ARCHIVE_ADMIN = [
+    "customers.import_customer",
+    "customers.export_customer",
+    "customers.merge_customer",
+]
+_AUDIT = ["customers.view_customer_audit"]
+_SYSTEM = [
+    "accounts.view_user",
+    "accounts.add_user",
+    "accounts.change_user",
+    "accounts.view_apitoken",
+    "accounts.add_apitoken",
+    "accounts.delete_apitoken",
+]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    Role.AGENT: _CUSTOMER_WORK,
+    Role.COMPLAINT_SPECIALIST: _CUSTOMER_WORK,
+    Role.RECORDS_OFFICER: _CUSTOMER_WORK + _FULL_CONTACT + _ARCHIVE_ADMIN,
+    Role.VIP_SPECIALIST: _CUSTOMER_WORK + _FULL_CONTACT,
+    Role.SUPERVISOR: _CUSTOMER_WORK + _FULL_CONTACT + ["customers.merge_customer"] + _AUDIT,
+    Role.MANAGER: _CUSTOMER_WORK + _FULL_CONTACT + _ARCHIVE_ADMIN + _AUDIT,
+    Role.DIRECTOR: _CUSTOMER_WORK + _FULL_CONTACT + _ARCHIVE_ADMIN + _AUDIT,
+    Role.STORE_MANAGER: [
+        "customers.view_customer",
+        "customers.add_customer",
+        "customers.change_customer",
+        *_FULL_CONTACT,
+    ],
+    Role.DEPARTMENT_HANDLER: [],
+    Role.ADMINISTRATOR: [
+        "customers.view_customer",
+        "customers.view_all_customers",
+        *_AUDIT,
+        *_SYSTEM,
+    ],
+}
+
+
+def role_group_name(role: str) -> str:
+    return f"role:{role}"
+
+
+def roles_sync(sender=None, using: str = "default", **kwargs) -> None:
+    """Create one group per role and give it exactly the permissions above (idempotent)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _created = Group.objects.using(using).get_or_create(name=role_group_name(role))
+        wanted = []
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            wanted.extend(
+                Permission.objects.using(using).filter(
+                    content_type__app_label=app_label, codename=codename
+                )
+            )
+        group.permissions.set(wanted)

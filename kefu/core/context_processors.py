@@ -1,0 +1,24 @@
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+
+def navigation(request):
+    """The app shell's modules: only those built and allowed to the user appear."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_items": []}
+    items = [{"label": _("Home"), "url": reverse("core:home"), "key": "home"}]
+    if user.has_perm("customers.view_customer"):
+        items.append(
+            {"label": _("Customers"), "url": reverse("customers:customer_list"), "key": "customers"}
+        )
+        if user.has_perm("customers.import_customer"):
+            items.append(
+                {"label": _("Import"), "url": reverse("customers:customer_import"), "key": "import"}
+            )
+    if user.has_perm("accounts.view_apitoken"):
+        items.append(
+            {"label": _("API tokens"), "url": reverse("accounts:token_list"), "key": "tokens"}
+        )
+    items.append({"label": _("API docs"), "url": "/api/v1/docs", "key": "api"})
+    return {"nav_items": items}

@@ -1,0 +1,38 @@
+import os
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from kefu.accounts.models import User
+
+
+class Command(BaseCommand):
+    help = "Prepare the database (migrate; demo data on first run) and serve Kefu."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("KEFU_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("KEFU_PORT", "8000")))
+        parser.add_argument(
+            "--no-demo", action="store_true", help="Do not load demo data into an empty database."
+        )
+
+    def handle(self, *args, host, port, no_demo, **options):
+        import uvicorn
+
+        call_command("compiletranslations", verbosity=0)
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("createcachetable", verbosity=0)
+        if not no_demo and not User.objects.exists():
+            self.stdout.write("First run: loading the demo department (kefu demo)...")
+            call_command("demo")
+        elif User.objects.filter(username="director").exists():
+            self.stdout.write(
+                "Demo logins: director, manager, supervisor1, agent01..agent10, records, vip, complaints, store1..4 — password: kefu-demo"
+            )
+        db = settings.DATABASES["default"]
+        self.stdout.write(f"Database: {db['ENGINE'].rsplit('.', 1)[-1]} {db['NAME']}")
+        self.stdout.write(f"Kefu is at http://{host}:{port}/  (Ctrl-C stops it)")
+        uvicorn.run(
+            "kefu.asgi:application", host=host, port=port, log_level="warning", lifespan="off"
+        )

@@ -1,0 +1,14 @@
+from django.urls import include, path
+
+from kefu.core.api import api
+
+urlpatterns = [
+    path("", include("kefu.core.urls")),
+    path("accounts/", include("kefu.accounts.urls")),
+    path("customers/", include("kefu.customers.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("api/v1/", api.urls),
+]
+
+handler403 = "kefu.core.views.permission_denied"
+handler404 = "kefu.core.views.page_not_found"
