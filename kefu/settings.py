@@ -110,7 +110,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
 # The test suite runs on SQLite unless KEFU_TEST_DATABASE_URL names a PostgreSQL server.
-if "pytest" in sys.modules and (test_url := os.environ.get("KEFU_TEST_DATABASE_URL")):
+TESTING = "pytest" in sys.modules
+if TESTING and (test_url := os.environ.get("KEFU_TEST_DATABASE_URL")):
     DATABASES = {"default": dj_database_url.parse(test_url)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -118,6 +119,9 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "core:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
+
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -146,6 +150,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
 ]

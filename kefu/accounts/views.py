@@ -33,6 +33,8 @@ def token_list(request: HttpRequest) -> HttpResponse:
                 user=form.cleaned_data["user"], name=form.cleaned_data["name"], actor=request.user
             )
         except DomainError as exc:
+            if exc.is_access_error:
+                raise
             form.add_error(None, exc.message)
         else:
             form = ApiTokenCreateForm(initial={"user": request.user})

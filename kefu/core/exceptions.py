@@ -17,6 +17,11 @@ class DomainError(Exception):
         self.errors = errors or {}
         self.extra = extra
 
+    @property
+    def is_access_error(self) -> bool:
+        """Not found or not allowed: pages show the 404/403 page instead of a form error."""
+        return self.status in (403, 404)
+
 
 class ValidationFailed(DomainError):
     """Input broke a rule; `errors` maps each field to its messages."""

@@ -4,7 +4,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from kefu.core.exceptions import ValidationFailed
 from kefu.customers import services
@@ -256,7 +256,7 @@ def customer_create_api(request: HttpRequest, payload: CustomerCreateIn):
         addresses=[a.dict() for a in payload.addresses],
         tags=payload.tags,
     )
-    return 201, _profile(request, customer.pk)
+    return Status(201, _profile(request, customer.pk))
 
 
 @router.get("/{customer_id}", response=CustomerOut, summary="One customer, contacts masked")
@@ -305,8 +305,9 @@ def customer_merge_api(request: HttpRequest, customer_id: int, payload: MergeIn)
 @router.post("/{customer_id}/contacts", response={201: ContactOut}, summary="Add a contact")
 def customer_contact_add_api(request: HttpRequest, customer_id: int, payload: ContactIn):
     c = services.customer_add_contact(actor=request.auth, customer_id=customer_id, **payload.dict())
-    return 201, ContactOut(
-        id=c.pk, kind=c.kind, value=c.masked, label=c.label, is_primary=c.is_primary
+    return Status(
+        201,
+        ContactOut(id=c.pk, kind=c.kind, value=c.masked, label=c.label, is_primary=c.is_primary),
     )
 
 
@@ -317,7 +318,7 @@ def customer_contact_remove_api(request: HttpRequest, customer_id: int, contact_
     services.customer_remove_contact(
         actor=request.auth, customer_id=customer_id, contact_id=contact_id
     )
-    return 204, None
+    return Status(204, None)
 
 
 @router.post(

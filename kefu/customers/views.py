@@ -101,6 +101,8 @@ def customer_create(request: HttpRequest) -> HttpResponse:
                 tags=form.tag_names(),
             )
         except DomainError as exc:
+            if exc.is_access_error:
+                raise
             form.add_service_errors(exc.errors or {"__all__": [exc.message]})
         else:
             messages.success(
@@ -130,6 +132,8 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 tags=form.tag_names(),
             )
         except DomainError as exc:
+            if exc.is_access_error:
+                raise
             form.add_service_errors(exc.errors or {"__all__": [exc.message]})
         else:
             messages.success(request, _("Changes saved."))
@@ -183,6 +187,8 @@ def customer_lifecycle(request: HttpRequest, pk: int) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
             )
         except DomainError as exc:
+            if exc.is_access_error:
+                raise
             error = exc
     else:
         error = ValidationFailed({})
@@ -214,6 +220,8 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
                     reason=form.cleaned_data["reason"],
                 )
             except DomainError as exc:
+                if exc.is_access_error:
+                    raise
                 error = exc
     else:
         error = ValidationFailed({})
@@ -231,6 +239,8 @@ def customer_contact_add(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.customer_add_contact(actor=request.user, customer_id=pk, **form.cleaned_data)
         except DomainError as exc:
+            if exc.is_access_error:
+                raise
             error = exc
     else:
         error = ValidationFailed({})
