@@ -30,7 +30,8 @@ def test_customer_create_assigns_number_normalizes_phone_and_records_history(age
         tags=["慢病", "高血压"],
     )
     # then
-    assert customer.number.startswith("KH") and len(customer.number) == 10
+    assert customer.number.startswith("KH")
+    assert len(customer.number) == 10
     assert customer.status == Customer.Status.PROSPECT
     phone = customer.contacts.get(kind="phone")
     assert phone.value == "+8613812345678"
@@ -197,7 +198,8 @@ def test_merge_keeps_contacts_and_history_and_records_who(records_officer, agent
     kinds = list(merged.events.values_list("kind", flat=True))
     assert kinds.count("created") == 2  # the duplicate's history moved over
     event = merged.events.get(kind="merged")
-    assert event.actor == records_officer and event.data["duplicate_number"] == duplicate.number
+    assert event.actor == records_officer
+    assert event.data["duplicate_number"] == duplicate.number
     assert AuditEntry.objects.filter(action="customer.merged", actor=records_officer).exists()
     assert not Customer.objects.live().filter(pk=duplicate.pk).exists()
     # the duplicate's phone now finds the surviving customer
@@ -242,8 +244,8 @@ def test_contact_add_and_remove_keep_one_primary(agent, customer):
     assert list(customer.contacts.filter(kind="phone", is_primary=True)) == [second]
     services.customer_remove_contact(actor=agent, customer_id=customer.pk, contact_id=second.pk)
     assert customer.contacts.get(kind="phone").is_primary
+    other = make_customer(actor=agent, name="李四")
     with pytest.raises(ContactTaken):
-        other = make_customer(actor=agent, name="李四")
         services.customer_add_contact(
             actor=agent, customer_id=other.pk, kind="phone", value="13812341234"
         )
