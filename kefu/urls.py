@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.urls import include, path
 
 from kefu.core.api import api
@@ -8,6 +9,7 @@ urlpatterns = [
     path("customers/", include("kefu.customers.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
 ]
 
 handler403 = "kefu.core.views.permission_denied"

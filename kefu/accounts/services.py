@@ -65,7 +65,9 @@ def user_set_role(*, user: User, role: str, actor: User | None = None) -> User:
     user.groups.add(group)
     if previous != role:
         user.role = role
-        user.save(update_fields=["role"])
+        # Only administrators (and superusers) get into the administration site.
+        user.is_staff = role == Role.ADMINISTRATOR or user.is_superuser
+        user.save(update_fields=["role", "is_staff"])
         audit_record(
             actor=actor, action="user.role_changed", target=user, changes={"role": [previous, role]}
         )

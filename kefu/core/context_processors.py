@@ -20,5 +20,7 @@ def navigation(request):
         items.append(
             {"label": _("API tokens"), "url": reverse("accounts:token_list"), "key": "tokens"}
         )
+    if user.is_staff:
+        items.append({"label": _("Administration"), "url": reverse("admin:index"), "key": "admin"})
     items.append({"label": _("API docs"), "url": "/api/v1/docs", "key": "api"})
     return {"nav_items": items}

@@ -126,3 +126,32 @@ def test_token_command(agent):
     listing = io.StringIO()
     call_command("token", "list", stdout=listing)
     assert "call center" in listing.getvalue()
+
+
+def test_administrator_manages_users_in_the_admin_site(administrator, agent):
+    client = Client()
+    client.force_login(administrator)
+    assert client.get("/admin/accounts/user/").status_code == 200
+    response = client.post(
+        f"/admin/accounts/user/{agent.pk}/change/",
+        {
+            "username": "agent",
+            "display_name": "王芳",
+            "role": "supervisor",
+            "is_active": "on",
+            "last_login_0": "",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "08:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    agent.refresh_from_db()
+    assert agent.role == "supervisor"
+    assert [g.name for g in agent.groups.all()] == ["role:supervisor"]
+    assert AuditEntry.objects.filter(action="user.role_changed", actor=administrator).exists()
+
+
+def test_agents_cannot_open_the_admin_site(agent):
+    client = Client()
+    client.force_login(agent)
+    assert client.get("/admin/accounts/user/").status_code == 302
