@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.has_perm("customers.view_customer"):
         return redirect("customers:customer_list")
-    return render(request, "core/home.html")
+    return render(request, "core/home.html", {"active_nav": "home"})
 
 
 def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:

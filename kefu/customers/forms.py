@@ -4,6 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from kefu.accounts.models import Store
+from kefu.customers.contacts import ContactInvalid, contact_normalize
 from kefu.customers.models import ContactPoint, Customer, CustomFieldDefinition
 
 
@@ -107,6 +108,8 @@ class CustomerCreateForm(CustomerForm):
     district = forms.CharField(label=_("District"), max_length=50, required=False)
     address = forms.CharField(label=_("Street address"), max_length=200, required=False)
 
+    field_order = ["name", "phone", "phone2", "email", "qq", "wechat_openid"]
+
     contact_fields = {
         "phone": ContactPoint.Kind.PHONE,
         "phone2": ContactPoint.Kind.PHONE,
@@ -114,6 +117,18 @@ class CustomerCreateForm(CustomerForm):
         "qq": ContactPoint.Kind.QQ,
         "wechat_openid": ContactPoint.Kind.WECHAT_OPENID,
     }
+
+    def clean(self):
+        # Format errors of contacts show up together with the other field errors; whether a
+        # contact belongs to someone else is the service's rule.
+        cleaned = super().clean()
+        for field, kind in self.contact_fields.items():
+            if value := cleaned.get(field):
+                try:
+                    contact_normalize(kind, value)
+                except ContactInvalid as exc:
+                    self.add_error(field, str(exc))
+        return cleaned
 
     def contacts(self) -> list[dict]:
         return [

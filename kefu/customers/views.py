@@ -66,9 +66,9 @@ def _profile_context(request: HttpRequest, customer: Customer, **extra) -> dict:
         "can_reveal": user.has_perm("customers.view_full_contact"),
         "can_edit": user.has_perm("customers.change_customer") and not customer.is_merged(),
         "can_merge": user.has_perm("customers.merge_customer") and not customer.is_merged(),
-        "lifecycle_form": LifecycleForm(),
-        "merge_form": MergeForm(),
-        "contact_form": ContactAddForm(),
+        "lifecycle_form": LifecycleForm(auto_id="lifecycle_%s"),
+        "merge_form": MergeForm(auto_id="merge_%s"),
+        "contact_form": ContactAddForm(auto_id="contact_%s"),
         "active_nav": "customers",
     }
     if user.has_perm("customers.view_customer_audit"):
@@ -176,7 +176,7 @@ def _action_result(
 @login_required
 @require_POST
 def customer_lifecycle(request: HttpRequest, pk: int) -> HttpResponse:
-    form = LifecycleForm(request.POST)
+    form = LifecycleForm(request.POST, auto_id="lifecycle_%s")
     error = None
     if form.is_valid():
         try:
@@ -198,7 +198,7 @@ def customer_lifecycle(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
-    form = MergeForm(request.POST)
+    form = MergeForm(request.POST, auto_id="merge_%s")
     error = None
     if form.is_valid():
         number = form.cleaned_data["duplicate_number"].strip().upper()
@@ -233,7 +233,7 @@ def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def customer_contact_add(request: HttpRequest, pk: int) -> HttpResponse:
-    form = ContactAddForm(request.POST)
+    form = ContactAddForm(request.POST, auto_id="contact_%s")
     error = None
     if form.is_valid():
         try:
