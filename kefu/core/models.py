@@ -1,6 +1,6 @@
 """Building blocks shared by every app; no domain models live here."""
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils.translation import gettext_lazy as _
 
 
@@ -25,12 +25,16 @@ class Sequence(models.Model):
 def sequence_next(name: str, *, count: int = 1) -> int:
     """Reserve `count` consecutive values of the named sequence and return the first one.
 
-    Must run inside the caller's transaction; the row lock serialises concurrent callers.
+    One UPDATE ... RETURNING takes the row lock and the values at once, so concurrent callers
+    queue on the row and never get the same number.
     """
-    with transaction.atomic():
-        Sequence.objects.get_or_create(name=name)
-        seq = Sequence.objects.select_for_update().get(name=name)
-        first = seq.value + 1
-        seq.value += count
-        seq.save(update_fields=["value"])
-    return first
+    table = connection.ops.quote_name(Sequence._meta.db_table)
+    sql = f"UPDATE {table} SET value = value + %s WHERE name = %s RETURNING value"
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(sql, [count, name])
+        row = cursor.fetchone()
+        if row is None:
+            Sequence.objects.get_or_create(name=name)
+            cursor.execute(sql, [count, name])
+            row = cursor.fetchone()
+    return row[0] - count + 1

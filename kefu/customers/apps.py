@@ -6,3 +6,11 @@ class CustomersConfig(AppConfig):
     name = "kefu.customers"
     label = "customers"
     verbose_name = _("Customer archive")
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from kefu.customers.search_index import search_index_ensure_after_migrate
+
+        # Table rebuilds by later migrations drop the search triggers: put them back.
+        post_migrate.connect(search_index_ensure_after_migrate, sender=self)

@@ -46,16 +46,37 @@ def name_tokens(name: str) -> tuple[str, ...]:
 
 
 def build_search_text(tokens: list[str]) -> str:
-    """Space-delimited and space-wrapped, so a query can match the start of any token."""
+    """Space-delimited and space-wrapped, so a query can match the start of any token.
+
+    Tokens with Chinese characters also get every suffix (王小明 → 小明, 明): matching token
+    starts then finds any part of a name, in LIKE and in the full-text index alike.
+    """
     cleaned = [t.strip().lower().replace(" ", "") for t in tokens if t and t.strip()]
-    return " " + " ".join(dict.fromkeys(cleaned)) + " "
+    expanded: list[str] = []
+    for token in cleaned:
+        expanded.append(token)
+        if has_cjk(token):
+            expanded.extend(token[i:] for i in range(1, len(token)))
+    return " " + " ".join(dict.fromkeys(expanded)) + " "
+
+
+_WORD_RE = re.compile(r"\w")
 
 
 def query_terms(query: str) -> list[str]:
-    """Split a user's query into terms; each must match (simplified, lower-case)."""
-    return [to_simplified(term).lower() for term in query.split() if term.strip()]
+    """Split a user's query into terms; each must match (simplified, lower-case).
+
+    Terms without a letter, digit or character (a lone "-") are dropped.
+    """
+    terms = (to_simplified(term).lower() for term in query.split())
+    return [term for term in terms if _WORD_RE.search(term)]
 
 
 def term_pattern(term: str) -> str:
-    """The substring to look for: CJK text anywhere in a token, Latin and digits at a token start."""
-    return term if has_cjk(term) else " " + term
+    """LIKE substring: the term at the start of a token."""
+    return " " + term
+
+
+def fts_match(terms: list[str]) -> str:
+    """FTS5 query: every term as a token prefix ("zs"* "1234"*)."""
+    return " ".join('"' + term.replace('"', '""') + '"*' for term in terms)

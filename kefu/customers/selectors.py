@@ -1,11 +1,14 @@
 """Reads of the customer archive and the one gate for who sees which customer."""
 
+from django.db import connections
 from django.db.models import Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from kefu.core.exceptions import Forbidden
 from kefu.customers.exceptions import CustomerNotFound
 from kefu.customers.models import ContactPoint, Customer, CustomerEvent
-from kefu.customers.search import query_terms, term_pattern
+from kefu.customers.search import fts_match, query_terms, term_pattern
+from kefu.customers.search_index import FTS_TABLE
 
 
 def customer_list_visible_to(*, user) -> QuerySet[Customer]:
@@ -37,9 +40,17 @@ def customer_get_for_user(*, user, customer_id: int, for_update: bool = False) -
 
 
 def customer_search(customers: QuerySet[Customer], query: str) -> QuerySet[Customer]:
-    """Customers matching every term of the query: name (简/繁), pinyin, initials, phone or its
-    last four digits, number, card number, e-mail or tag."""
-    for term in query_terms(query):
+    """Customers matching every term of the query: name (简/繁) or part of it, pinyin, initials,
+    phone or its last four digits, number, card number, e-mail or tag."""
+    terms = query_terms(query)
+    if not terms:
+        return customers
+    if connections[customers.db].vendor == "sqlite":
+        matching = RawSQL(
+            f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", (fts_match(terms),)
+        )
+        return customers.filter(id__in=matching)
+    for term in terms:
         customers = customers.filter(search_text__contains=term_pattern(term))
     return customers
 
@@ -57,12 +68,16 @@ def customer_list_for_display(customers: QuerySet[Customer]) -> QuerySet[Custome
 
 
 def customer_get_profile(*, user, customer_id: int) -> Customer:
-    customer = customer_get_for_user(user=user, customer_id=customer_id)
-    return (
-        Customer.objects.select_related("store", "merged_into", "created_by")
+    """One customer with what the profile page and the API show."""
+    customers = (
+        customer_list_visible_to(user=user)
+        .select_related("store", "merged_into", "created_by")
         .prefetch_related("tags", "contacts", "addresses")
-        .get(pk=customer.pk)
     )
+    try:
+        return customers.get(pk=customer_id)
+    except (Customer.DoesNotExist, ValueError, TypeError):
+        raise CustomerNotFound(customer_id) from None
 
 
 def customer_timeline(*, customer: Customer, limit: int = 100) -> QuerySet[CustomerEvent]:

@@ -301,7 +301,12 @@ def customer_reindex(customer: Customer) -> None:
     Customer.objects.filter(pk=customer.pk).update(search_text=customer.search_text)
 
 
-def _snapshot(customer: Customer) -> dict[str, Any]:
+def _snapshot(
+    customer: Customer,
+    *,
+    tags: Iterable[Tag] | None = None,
+    contacts: Iterable[ContactPoint] | None = None,
+) -> dict[str, Any]:
     """The audited view of a customer: plain values, contacts masked."""
     data: dict[str, Any] = {}
     for field in (*PROFILE_FIELDS, "status"):
@@ -312,8 +317,10 @@ def _snapshot(customer: Customer) -> dict[str, Any]:
             value = value.name
         data[field] = value
     if customer.pk:
-        data["tags"] = sorted(t.name for t in customer.tags.all())
-        data["contacts"] = sorted(c.masked for c in customer.contacts.all())
+        tags = customer.tags.all() if tags is None else tags
+        contacts = customer.contacts.all() if contacts is None else contacts
+        data["tags"] = sorted(t.name for t in tags)
+        data["contacts"] = sorted(c.masked for c in contacts)
     return data
 
 
@@ -381,25 +388,28 @@ def customer_create(
     address_data = cleaned.pop("_addresses")
     if cleaned.get("status") == Customer.Status.MEMBER and not cleaned.get("member_since"):
         cleaned["member_since"] = timezone.localdate(now)
+    tag_objs = _tags_resolve(tags)
     customer = Customer(**cleaned, created_by=actor)
     customer.number = customer_numbers_reserve(1)[0]
+    contact_rows = _contact_rows(customer, contact_data)
+    customer.search_text = customer_search_text(customer, contact_rows, tag_objs)
     customer.save()
-    ContactPoint.objects.bulk_create(_contact_rows(customer, contact_data))
-    Address.objects.bulk_create([Address(customer=customer, **a) for a in address_data])
-    tag_objs = _tags_resolve(tags)
-    customer.tags.set(tag_objs)
-    customer_reindex(customer)
+    ContactPoint.objects.bulk_create(contact_rows)
+    if address_data:
+        Address.objects.bulk_create([Address(customer=customer, **a) for a in address_data])
+    if tag_objs:
+        Customer.tags.through.objects.bulk_create(
+            [Customer.tags.through(customer=customer, tag=tag) for tag in tag_objs]
+        )
     CustomerEvent.objects.create(
         customer=customer,
         kind=CustomerEvent.Kind.CREATED,
         actor=actor,
         data={"status": customer.status},
     )
+    snapshot = _snapshot(customer, tags=tag_objs, contacts=contact_rows)
     audit_record(
-        actor=actor,
-        action="customer.created",
-        target=customer,
-        changes=model_diff({}, _snapshot(customer)),
+        actor=actor, action="customer.created", target=customer, changes=model_diff({}, snapshot)
     )
     return customer
 

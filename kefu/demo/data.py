@@ -87,6 +87,10 @@ STAFF = [
     DemoStaff("admin", Role.ADMINISTRATOR, "系统管理员"),
 ]
 USERNAMES = [s.username for s in STAFF]
+LOGINS_HELP = (
+    "Demo logins: director, manager, supervisor1, supervisor2, agent01..agent10, complaints, "
+    f"records, vip, store1..store4, admin — password: {PASSWORD}"
+)
 
 # Mobile prefixes of China Mobile, Unicom, Telecom and the virtual operators. 174 is left out:
 # it is a satellite range and most of its numbers are not valid.

@@ -46,6 +46,9 @@ def _search(user, query):
         ("慢病", {"张三"}),  # tag
         ("wxm", {"王小明"}),
         ("李", {"李四"}),
+        ("小明", {"王小明"}),  # part of a name
+        ("三", {"张三"}),
+        ("-", {"张三", "李四", "單田芳", "王小明"}),  # nothing to search for: everyone
         ("nobody", set()),
     ],
 )
@@ -57,6 +60,20 @@ def test_search_by_customer_number(agent, people):
     number = people["li"].number
     assert _search(agent, number) == {"李四"}
     assert _search(agent, number.lower()) == {"李四"}
+
+
+def test_search_follows_updates_merges_and_deletes(agent, records_officer, people):
+    from kefu.customers import services
+
+    services.customer_update(actor=agent, customer_id=people["li"].pk, data={"name": "李思思"})
+    assert _search(agent, "lss") == {"李思思"}
+    assert _search(agent, "ls") == {"李思思"}
+    services.customer_merge(
+        actor=records_officer, target_id=people["wang"].pk, duplicate_id=people["zhang"].pk
+    )
+    assert _search(agent, "1234") == {"王小明"}
+    people["shan"].delete()
+    assert _search(agent, "dtf") == set()
 
 
 def test_search_terms_combine(agent, people):

@@ -3,8 +3,10 @@ import os
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import connection
 
 from kefu.accounts.models import User
+from kefu.demo import data as demo_data
 
 
 class Command(BaseCommand):
@@ -16,8 +18,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-demo", action="store_true", help="Do not load demo data into an empty database."
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("KEFU_WEB_WORKERS", str(min(os.cpu_count() or 1, 4)))),
+            help="Web server processes (KEFU_WEB_WORKERS; default: one per core, at most 4).",
+        )
 
-    def handle(self, *args, host, port, no_demo, **options):
+    def handle(self, *args, host, port, no_demo, workers, **options):
         import uvicorn
 
         call_command("compiletranslations", verbosity=0)
@@ -26,13 +34,20 @@ class Command(BaseCommand):
         if not no_demo and not User.objects.exists():
             self.stdout.write("First run: loading the demo department (kefu demo)...")
             call_command("demo")
-        elif User.objects.filter(username="director").exists():
-            self.stdout.write(
-                "Demo logins: director, manager, supervisor1, agent01..agent10, records, vip, complaints, store1..4 — password: kefu-demo"
-            )
+        elif User.objects.filter(username__in=demo_data.USERNAMES).exists():
+            self.stdout.write(demo_data.LOGINS_HELP)
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA optimize")  # fresh planner statistics for the indexes
+        connection.close()
         db = settings.DATABASES["default"]
         self.stdout.write(f"Database: {db['ENGINE'].rsplit('.', 1)[-1]} {db['NAME']}")
         self.stdout.write(f"Kefu is at http://{host}:{port}/  (Ctrl-C stops it)")
         uvicorn.run(
-            "kefu.asgi:application", host=host, port=port, log_level="warning", lifespan="off"
+            "kefu.asgi:application",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            lifespan="off",
         )

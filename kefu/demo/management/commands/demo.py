@@ -70,7 +70,4 @@ class Command(BaseCommand):
             f"Loaded the demo department in {elapsed:.1f} s: {len(data.STORES)} stores, "
             f"{len(data.STAFF)} staff, {created:,} customers (seed {seed})."
         )
-        self.stdout.write(
-            "Logins: director, manager, supervisor1, supervisor2, agent01..agent10, complaints, "
-            f"records, vip, store1..store4, admin — password: {data.PASSWORD}"
-        )
+        self.stdout.write(data.LOGINS_HELP)
