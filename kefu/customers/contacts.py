@@ -1,6 +1,7 @@
 """Normalizing, validating and masking contact values (phone, e-mail, WeChat, QQ)."""
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 from django.conf import settings
@@ -61,6 +62,7 @@ def contact_normalize(kind: str, raw: str) -> str:
     raise ContactInvalid(_("Unknown contact kind “%(kind)s”.") % {"kind": kind})
 
 
+@lru_cache(maxsize=4096)
 def phone_national(value: str) -> str:
     """'+8613812345678' → '13812345678'; other countries keep their international form."""
     try:

@@ -36,3 +36,16 @@ class LifecycleChangeNotAllowed(DomainError):
 class CustomerMergeNotAllowed(DomainError):
     code = "merge_not_allowed"
     status = 409
+
+
+class ImportFileInvalid(DomainError):
+    """The file as a whole cannot be read (format, encoding, no header); no row was checked."""
+
+    code = "import_file_invalid"
+    status = 400
+
+
+class ImportConflict(Conflict):
+    """Another change took a phone, e-mail or card of the file while it was being written."""
+
+    code = "import_conflict"

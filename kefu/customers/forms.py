@@ -1,6 +1,9 @@
 """Shapes of customer input on the pages; the domain rules live in services."""
 
+from pathlib import Path
+
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from kefu.accounts.models import Store
@@ -174,3 +177,24 @@ class ContactAddForm(forms.Form):
     kind = forms.ChoiceField(label=_("Kind"), choices=ContactPoint.Kind.choices)
     value = forms.CharField(label=_("Value"), max_length=200)
     label = forms.CharField(label=_("Label"), max_length=50, required=False)
+
+
+IMPORT_SUFFIXES = (".xlsx", ".csv")
+
+
+class CustomerImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("Spreadsheet"),
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(IMPORT_SUFFIXES)}),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if Path(upload.name).suffix.lower() not in IMPORT_SUFFIXES:
+            raise forms.ValidationError(_("Upload an .xlsx or .csv file."))
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            raise forms.ValidationError(
+                _("The file is larger than %(size)s MB; split it into smaller files.")
+                % {"size": settings.IMPORT_MAX_BYTES // (1024 * 1024)}
+            )
+        return upload
