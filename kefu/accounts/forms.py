@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kefu.accounts.models import User
 from kefu.accounts.services import login_is_locked, login_record_failure, login_reset
@@ -40,5 +41,5 @@ class ThrottledLoginForm(AuthenticationForm):
 
 
 class ApiTokenCreateForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("api token", "Name"), max_length=100)
     user = forms.ModelChoiceField(label=_("Acts as"), queryset=User.objects.filter(is_active=True))

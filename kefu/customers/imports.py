@@ -134,7 +134,12 @@ CHOICE_WORDS: dict[str, dict[str, str]] = {
         "import": "导入",
         "other": "其他",
     },
-    "temperament": {"irate": "暴躁", "assertive": "强势", "composed": "平和", "confused": "困惑"},
+    "temperament": {
+        "irate": "暴躁型",
+        "assertive": "强势型",
+        "composed": "沉稳型",
+        "confused": "迷茫型",
+    },
 }
 _CHOICE_EXTRA_WORDS: dict[str, dict[str, str]] = {
     "gender": {"男性": "male", "m": "male", "女性": "female", "f": "female", "未知": ""},
@@ -147,7 +152,17 @@ _CHOICE_EXTRA_WORDS: dict[str, dict[str, str]] = {
         "已销户": "closed",
     },
     "source": {"网页": "web_chat", "在线": "web_chat", "邮箱": "email", "平台": "platform"},
-    "temperament": {"冷静": "composed", "易怒": "irate", "未记录": ""},
+    "temperament": {
+        "暴躁": "irate",
+        "强势": "assertive",
+        "沉稳": "composed",
+        "平和": "composed",
+        "冷静": "composed",
+        "迷茫": "confused",
+        "困惑": "confused",
+        "易怒": "irate",
+        "未记录": "",
+    },
 }
 _CHOICES = {
     "gender": Customer.Gender,
@@ -190,10 +205,12 @@ def _header_keys() -> dict[str, str]:
 @cache
 def _choice_lookup(field_name: str) -> dict[str, str]:
     lookup: dict[str, str] = {}
-    with translation.override("en"):
-        for value, label in _CHOICES[field_name].choices:
-            lookup[_fold(str(label))] = value
-            lookup[_fold(value)] = value
+    # The labels the UI shows, in English and in Chinese, are read back too.
+    for language in ("en", "zh-hans"):
+        with translation.override(language):
+            for value, label in _CHOICES[field_name].choices:
+                lookup[_fold(str(label))] = value
+                lookup[_fold(value)] = value
     for value, word in CHOICE_WORDS[field_name].items():
         lookup[_fold(word)] = value
     for word, value in _CHOICE_EXTRA_WORDS[field_name].items():

@@ -12,7 +12,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from kefu.audit.selectors import audit_list_for
 from kefu.core.exceptions import DomainError, ValidationFailed
 from kefu.core.permissions import require_perm
-from kefu.customers import services
+from kefu.customers import display, services
 from kefu.customers.filtersets import CustomerFilterSet
 from kefu.customers.forms import (
     ContactAddForm,
@@ -71,9 +71,11 @@ def _profile_context(request: HttpRequest, customer: Customer, **extra) -> dict:
         "contact_form": ContactAddForm(auto_id="contact_%s"),
         "active_nav": "customers",
     }
+    context["timeline"] = [(e, display.event_detail(e)) for e in context["timeline"]]
     if user.has_perm("customers.view_customer_audit"):
-        context["audit_entries"] = audit_list_for(target_type="customer", target_id=customer.pk)[
-            :100
+        entries = audit_list_for(target_type="customer", target_id=customer.pk)[:100]
+        context["audit_entries"] = [
+            (e, display.audit_action_label(e.action), display.audit_changes(e)) for e in entries
         ]
     if context["can_merge"]:
         context["possible_duplicates"] = customer_duplicates_of(user=user, customer=customer)

@@ -106,7 +106,7 @@ def test_export_writes_every_column_with_full_contacts_for_records_officers(reco
         "来源": "微信",
         "会员卡号": "VIP001",
         "入会日期": dt.date(2020, 5, 6),
-        "性格": "平和",
+        "性格": "沉稳型",
         "备注": "=HYPERLINK(1)",  # text, not a formula
     }
 

@@ -733,3 +733,24 @@ def test_import_command_refuses_unknown_users_and_missing_permissions(tmp_path, 
     with pytest.raises(CommandError, match="No file"):
         call_command("import", str(tmp_path / "missing.csv"))
     assert not Customer.objects.exists()
+
+
+def test_choice_cells_accept_the_labels_the_ui_shows(records_officer):
+    """A sheet filled in with the words of the Chinese UI imports without errors."""
+    rows = [
+        {
+            "name": "赵六",
+            "phone": "13500001234",
+            "temperament": "迷茫型",
+            "status": "成交客户",
+            "level": "大客户",
+        }
+    ]
+    result = customer_import_rows(actor=records_officer, rows=rows, commit=True)
+    assert result.errors == []
+    customer = Customer.objects.get(name="赵六")
+    assert (customer.temperament, customer.status, customer.level) == (
+        "confused",
+        "customer",
+        "key_account",
+    )

@@ -246,3 +246,21 @@ def test_english_is_switchable(agent):
     client.post(reverse("set_language"), {"language": "en", "next": "/"})
     html = client.get(reverse("customers:customer_list")).content.decode()
     assert '<html lang="en">' in html
+
+
+def test_change_log_reads_in_labels_not_codes(records_officer, manager, customer, duplicate):
+    from django.utils import translation
+
+    client_for(records_officer).post(
+        reverse("customers:customer_merge", kwargs={"pk": customer.pk}),
+        {"duplicate_number": duplicate.number},
+    )
+    client_for(manager).post(
+        reverse("customers:customer_lifecycle", kwargs={"pk": customer.pk}), {"status": "member"}
+    )
+    with translation.override("en"):
+        client = client_for(manager)
+        client.cookies["django_language"] = "en"
+        html = client.get(customer.get_absolute_url()).content.decode()
+    assert f"Merged from</span>: {duplicate.number}" in html  # a plain value, whole
+    assert "Prospect → Member" in html  # the timeline and the log use the status labels

@@ -1,0 +1,98 @@
+"""How the customer's timeline and change log read on the profile page: labels, not codes."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import FieldDoesNotExist
+from django.utils.translation import gettext_lazy as _
+
+from kefu.audit.models import AuditEntry
+from kefu.customers.models import ContactPoint, Customer, CustomerEvent
+
+AUDIT_ACTION_LABELS = {
+    "customer.created": _("Created"),
+    "customer.updated": _("Changed"),
+    "customer.lifecycle_changed": _("Lifecycle changed"),
+    "customer.contact_added": _("Contact added"),
+    "customer.contact_removed": _("Contact removed"),
+    "customer.contact_revealed": _("Full contact viewed"),
+    "customer.merged": _("Duplicate merged in"),
+    "customer.merged_away": _("Merged into another record"),
+}
+_EXTRA_FIELD_LABELS = {
+    "tags": _("Tags"),
+    "contacts": _("Contacts"),
+    "addresses": _("Addresses"),
+    "reason": _("Reason"),
+    "merged_from": _("Merged from"),
+    "merged_into": _("Merged into"),
+    "contact": _("Contact"),
+    "kind": _("Kind"),
+}
+_CHOICES = {
+    "status": Customer.Status,
+    "level": Customer.Level,
+    "gender": Customer.Gender,
+    "source": Customer.Source,
+    "temperament": Customer.Temperament,
+    "kind": ContactPoint.Kind,
+}
+
+
+@dataclass
+class Change:
+    label: str
+    before: str | None
+    after: str
+
+
+def field_label(name: str) -> str:
+    if name in _EXTRA_FIELD_LABELS:
+        return str(_EXTRA_FIELD_LABELS[name])
+    try:
+        return str(Customer._meta.get_field(name).verbose_name)
+    except FieldDoesNotExist:
+        return name
+
+
+def value_display(name: str, value: Any) -> str:
+    if value in (None, "", []):
+        return "—"
+    if isinstance(value, list):
+        return "、".join(value_display(name, v) for v in value)
+    if name in _CHOICES and value in _CHOICES[name].values:
+        return str(_CHOICES[name](value).label)
+    return str(value)
+
+
+def audit_changes(entry: AuditEntry) -> list[Change]:
+    """[before → after] pairs of a change, or single details (reason, contact) of other actions."""
+    changes = []
+    for name, value in entry.changes.items():
+        if isinstance(value, list) and len(value) == 2:
+            before, after = value
+            changes.append(
+                Change(field_label(name), value_display(name, before), value_display(name, after))
+            )
+        else:
+            changes.append(Change(field_label(name), None, value_display(name, value)))
+    return changes
+
+
+def audit_action_label(action: str) -> str:
+    return str(AUDIT_ACTION_LABELS.get(action, action))
+
+
+def event_detail(event: CustomerEvent) -> str:
+    """One line saying what a timeline event changed."""
+    data = event.data
+    if event.kind == CustomerEvent.Kind.LIFECYCLE_CHANGED:
+        text = f"{value_display('status', data.get('from'))} → {value_display('status', data.get('to'))}"
+        return f"{text}（{data['reason']}）" if data.get("reason") else text
+    if event.kind == CustomerEvent.Kind.MERGED:
+        return f"{data.get('duplicate_number', '')} {data.get('duplicate_name', '')}"
+    if event.kind in (CustomerEvent.Kind.CONTACT_ADDED, CustomerEvent.Kind.CONTACT_REMOVED):
+        return data.get("masked", "")
+    if event.kind == CustomerEvent.Kind.UPDATED:
+        return "、".join(field_label(f) for f in data.get("fields", []))
+    return ""
