@@ -25,11 +25,6 @@ def call(client: Client, method: str, url: str, body=None):
     return getattr(client, method)(url, body or {}, content_type="application/json")
 
 
-@pytest.fixture
-def duplicate(agent):
-    return make_customer(actor=agent, name="张三", phone="13900009999")
-
-
 # Expected status per role for every customer endpoint. 401 anonymous, 403 not allowed.
 MATRIX = {
     # name: (method, url template, body, {role: status})

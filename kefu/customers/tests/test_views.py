@@ -18,11 +18,6 @@ def client_for(user) -> Client:
     return client
 
 
-@pytest.fixture
-def duplicate(agent):
-    return make_customer(actor=agent, name="张三", phone="13900009999")
-
-
 # page: (method, url name, kwargs builder, data, {role: expected status})
 PAGES = {
     "list": (
