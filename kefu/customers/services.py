@@ -364,19 +364,23 @@ def customer_create(
     data = {"status": Customer.Status.PROSPECT, **data}
     if "name" not in data:
         data["name"] = ""
+    # Every field's errors at once: check each part, then refuse with all of them.
     errors: dict[str, list[str]] = {}
     cleaned: dict[str, Any] = {}
-    for step in (
-        lambda: cleaned.update(profile_clean(data, today=timezone.localdate(now))),
-        lambda: cleaned.update(_contacts=contacts_clean(contacts)),
-        lambda: cleaned.update(_addresses=_address_clean(addresses)),
-    ):
-        try:
-            step()
-        except ContactTaken:
-            raise
-        except ValidationFailed as exc:
-            errors.update(exc.errors)
+    contact_data: list[dict[str, Any]] = []
+    address_data: list[dict[str, Any]] = []
+    try:
+        cleaned = profile_clean(data, today=timezone.localdate(now))
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    try:
+        contact_data = contacts_clean(contacts)  # ContactTaken (409) goes straight through
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    try:
+        address_data = _address_clean(addresses)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
     if errors:
         raise ValidationFailed(errors)
     if actor is not None and not actor.has_perm("customers.view_all_customers"):
@@ -384,8 +388,6 @@ def customer_create(
         cleaned["store"] = cleaned.get("store") or actor.store
         if cleaned["store"] != actor.store:
             raise ValidationFailed({"store": [_("You can only add customers to your own store.")]})
-    contact_data = cleaned.pop("_contacts")
-    address_data = cleaned.pop("_addresses")
     if cleaned.get("status") == Customer.Status.MEMBER and not cleaned.get("member_since"):
         cleaned["member_since"] = timezone.localdate(now)
     tag_objs = _tags_resolve(tags)
