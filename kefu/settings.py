@@ -100,13 +100,16 @@ TEMPLATES = [
 # --- Database: SQLite (WAL) under var/ by default, PostgreSQL with KEFU_DATABASE_URL -------------
 _default_sqlite = f"sqlite:///{VAR_DIR / 'kefu.sqlite3'}"
 DATABASE_URL = os.environ.get("KEFU_DATABASE_URL", _default_sqlite)
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# Connections are kept between requests: a new SQLite connection starts with a cold page cache.
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "init_command": (
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;"
             " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;"
+            " PRAGMA mmap_size=1073741824;"
         ),
         "transaction_mode": "IMMEDIATE",
     }
