@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "kefu.core",
     "kefu.accounts",
     "kefu.audit",
+    "kefu.businesstime",
     "kefu.customers",
     "kefu.demo",
 ]
@@ -92,6 +93,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "kefu.core.context_processors.navigation",
+                "kefu.businesstime.context_processors.calendar_warnings",
             ],
         },
     }

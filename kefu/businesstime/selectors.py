@@ -1,0 +1,37 @@
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+from kefu.businesstime.clock import WorkCalendar
+from kefu.businesstime.models import BusinessSchedule, CalendarDay, _parse_periods
+
+DEFAULT_SCHEDULE = "default"
+
+
+def work_calendar_get(*, schedule: str = DEFAULT_SCHEDULE) -> WorkCalendar:
+    """The working calendar as entered in the database (one query each for schedule and days)."""
+    row = BusinessSchedule.objects.get(name=schedule)
+    holidays, workdays = set(), set()
+    for day, kind in CalendarDay.objects.values_list("date", "kind"):
+        (holidays if kind == CalendarDay.Kind.HOLIDAY else workdays).add(day)
+    return WorkCalendar(
+        periods=tuple(_parse_periods(row.periods)),
+        weekdays=frozenset(row.weekdays),
+        holidays=frozenset(holidays),
+        workdays=frozenset(workdays),
+        tz=ZoneInfo(settings.TIME_ZONE),
+    )
+
+
+def calendar_years_missing(*, today: dt.date) -> list[int]:
+    """This year and next, where no holiday has been entered: SLA clocks there would count public
+    holidays as workdays, so administrators are told."""
+    years = [today.year, today.year + 1]
+    known = set(
+        CalendarDay.objects.filter(date__year__in=years, kind=CalendarDay.Kind.HOLIDAY).dates(
+            "date", "year"
+        )
+    )
+    known_years = {d.year for d in known}
+    return [y for y in years if y not in known_years]
