@@ -32,13 +32,6 @@ class CalendarDay(models.Model):
         return f"{self.date} {self.get_kind_display()} {self.name}".strip()
 
 
-def _parse_periods(periods) -> list[tuple[dt.time, dt.time]]:
-    parsed = []
-    for start, end in periods:
-        parsed.append((dt.time.fromisoformat(start), dt.time.fromisoformat(end)))
-    return parsed
-
-
 class BusinessSchedule(models.Model):
     """Working periods of a normal workday (several a day: a lunch break is common) and the
     weekdays that are normally worked."""
@@ -57,9 +50,16 @@ class BusinessSchedule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def period_times(self) -> list[tuple[dt.time, dt.time]]:
+        """The working periods as times: [(09:00, 12:00), (13:30, 18:00)]."""
+        return [
+            (dt.time.fromisoformat(start), dt.time.fromisoformat(end))
+            for start, end in self.periods
+        ]
+
     def clean(self) -> None:
         try:
-            periods = _parse_periods(self.periods)
+            periods = self.period_times()
         except (TypeError, ValueError):
             raise ValidationError(
                 {"periods": _('Give periods as [["09:00", "12:00"], ...].')}

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from kefu.businesstime.clock import WorkCalendar
-from kefu.businesstime.models import BusinessSchedule, CalendarDay, _parse_periods
+from kefu.businesstime.models import BusinessSchedule, CalendarDay
 
 DEFAULT_SCHEDULE = "default"
 
@@ -16,7 +16,7 @@ def work_calendar_get(*, schedule: str = DEFAULT_SCHEDULE) -> WorkCalendar:
     for day, kind in CalendarDay.objects.values_list("date", "kind"):
         (holidays if kind == CalendarDay.Kind.HOLIDAY else workdays).add(day)
     return WorkCalendar(
-        periods=tuple(_parse_periods(row.periods)),
+        periods=tuple(row.period_times()),
         weekdays=frozenset(row.weekdays),
         holidays=frozenset(holidays),
         workdays=frozenset(workdays),
