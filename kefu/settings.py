@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django_filters",
     "template_partials",
     "ninja",
+    "huey.contrib.djhuey",
     "kefu.core",
     "kefu.accounts",
     "kefu.audit",
@@ -166,6 +167,26 @@ MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
 BACKUP_DIR = Path(os.environ.get("KEFU_BACKUP_DIR", VAR_DIR / "backups"))
 
+# --- Background tasks: Huey on SQLite (embedded) or on Redis (KEFU_REDIS_URL) -------------------
+# Scheduled tasks live in that storage, not in a worker's memory: a restarted worker loses none.
+REDIS_URL = os.environ.get("KEFU_REDIS_URL", "")
+HUEY = {
+    "huey_class": "huey.RedisHuey" if REDIS_URL else "huey.SqliteHuey",
+    "name": "kefu",
+    # Unit tests run tasks in-process; the worker tests start real `kefu worker` processes.
+    "immediate": TESTING,
+    "utc": False,  # crontabs read in TIME_ZONE (Django sets the process time zone)
+    "connection": {"url": REDIS_URL} if REDIS_URL else {"filename": str(VAR_DIR / "tasks.sqlite3")},
+    "consumer": {
+        "workers": int(os.environ.get("KEFU_WORKER_THREADS", "2")),
+        "worker_type": "thread",
+        "periodic": True,
+    },
+}
+# Daily backup by the worker (PRODUCT §2.12): hour in Asia/Shanghai, empty to switch it off.
+BACKUP_DAILY_HOUR = os.environ.get("KEFU_BACKUP_DAILY_HOUR", "2")
+BACKUP_KEEP = int(os.environ.get("KEFU_BACKUP_KEEP", "14"))
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("KEFU_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -182,5 +203,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("KEFU_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

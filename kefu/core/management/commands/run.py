@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 from django.conf import settings
 from django.core.management import call_command
@@ -19,13 +21,16 @@ class Command(BaseCommand):
             "--no-demo", action="store_true", help="Do not load demo data into an empty database."
         )
         parser.add_argument(
+            "--no-worker", action="store_true", help="Do not start a background worker."
+        )
+        parser.add_argument(
             "--workers",
             type=int,
             default=int(os.environ.get("KEFU_WEB_WORKERS", str(min(os.cpu_count() or 1, 4)))),
             help="Web server processes (KEFU_WEB_WORKERS; default: one per core, at most 4).",
         )
 
-    def handle(self, *args, host, port, no_demo, workers, **options):
+    def handle(self, *args, host, port, no_demo, no_worker, workers, **options):
         import uvicorn
 
         call_command("compiletranslations", verbosity=0)
@@ -43,11 +48,22 @@ class Command(BaseCommand):
         db = settings.DATABASES["default"]
         self.stdout.write(f"Database: {db['ENGINE'].rsplit('.', 1)[-1]} {db['NAME']}")
         self.stdout.write(f"Kefu is at http://{host}:{port}/  (Ctrl-C stops it)")
-        uvicorn.run(
-            "kefu.asgi:application",
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            lifespan="off",
-        )
+        worker = None
+        if not no_worker:
+            # The background worker and scheduler (`kefu worker`), stopped with the server.
+            env = {**os.environ, "DJANGO_SETTINGS_MODULE": "kefu.settings"}
+            worker = subprocess.Popen([sys.executable, "-m", "django", "worker"], env=env)
+            self.stdout.write(f"Background worker started (pid {worker.pid}).")
+        try:
+            uvicorn.run(
+                "kefu.asgi:application",
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+                lifespan="off",
+            )
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.terminate()
+                worker.wait(timeout=30)
