@@ -11,6 +11,7 @@ from kefu.customers import services
 from kefu.customers.filtersets import CustomerFilterSet
 from kefu.customers.models import Customer
 from kefu.customers.selectors import (
+    customer_get_for_user,
     customer_get_profile,
     customer_list_for_display,
     customer_list_visible_to,
@@ -333,7 +334,7 @@ def customer_contact_reveal_api(request: HttpRequest, customer_id: int, contact_
         contact_id=contact_id,
         ip=request.META.get("REMOTE_ADDR"),
     )
-    contact = customer_get_profile(user=request.auth, customer_id=customer_id).contacts.get(
+    contact = customer_get_for_user(user=request.auth, customer_id=customer_id).contacts.get(
         pk=contact_id
     )
     return RevealOut(id=contact.pk, kind=contact.kind, value=value)

@@ -1,7 +1,7 @@
 """Reads of the customer archive and the one gate for who sees which customer."""
 
 from django.db import connections
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 
 from kefu.core.exceptions import Forbidden
@@ -89,6 +89,6 @@ def customer_duplicates_of(*, user, customer: Customer) -> QuerySet[Customer]:
     return (
         customer_list_visible_to(user=user)
         .live()
-        .filter(Q(name=customer.name))
+        .filter(name=customer.name)
         .exclude(pk=customer.pk)[:10]
     )
