@@ -1,4 +1,5 @@
 pytest_plugins = [
     "kefu.accounts.tests.fixtures",
     "kefu.customers.tests.fixtures",
+    "kefu.tickets.tests.fixtures",
 ]

@@ -61,6 +61,9 @@ INSTALLED_APPS = [
     "kefu.audit",
     "kefu.businesstime",
     "kefu.customers",
+    "kefu.notifications",
+    "kefu.tickets",
+    "kefu.followups",
     "kefu.demo",
 ]
 
@@ -187,6 +190,24 @@ HUEY = {
 BACKUP_DAILY_HOUR = os.environ.get("KEFU_BACKUP_DAILY_HOUR", "2")
 BACKUP_KEEP = int(os.environ.get("KEFU_BACKUP_KEEP", "14"))
 
+# --- Email: notifications go out by SMTP when KEFU_SMTP_HOST is set, else they stay in the app ---
+SMTP_ENABLED = bool(os.environ.get("KEFU_SMTP_HOST"))
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if SMTP_ENABLED
+    else "django.core.mail.backends.dummy.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("KEFU_SMTP_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("KEFU_SMTP_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("KEFU_SMTP_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("KEFU_SMTP_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("KEFU_SMTP_TLS", False)
+EMAIL_USE_SSL = env_bool("KEFU_SMTP_SSL", False)
+EMAIL_TIMEOUT = 20
+DEFAULT_FROM_EMAIL = os.environ.get("KEFU_EMAIL_FROM", "kefu@localhost")
+# Where links in emails and customer status links point (scheme and host, no trailing slash).
+BASE_URL = os.environ.get("KEFU_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("KEFU_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -196,6 +217,8 @@ X_FRAME_OPTIONS = "DENY"
 PHONE_DEFAULT_REGION = os.environ.get("KEFU_PHONE_REGION", "CN")
 # Size limit of an uploaded spreadsheet.
 IMPORT_MAX_BYTES = int(os.environ.get("KEFU_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
+# Size limit of a file attached to a ticket.
+ATTACHMENT_MAX_BYTES = int(os.environ.get("KEFU_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 LOGGING = {

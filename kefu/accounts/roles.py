@@ -32,6 +32,29 @@ _ARCHIVE_ADMIN = [
     "customers.merge_customer",
 ]
 _AUDIT = ["customers.view_customer_audit"]
+# Tickets: working them, handing them out, closing complaints, the summaries.
+_TICKET_WORK = [
+    "tickets.view_ticket",
+    "tickets.add_ticket",
+    "tickets.change_ticket",
+    "tickets.view_all_tickets",
+    "followups.view_followup",
+    "followups.change_followup",
+]
+_TICKET_LEAD = ["tickets.assign_ticket", "tickets.close_complaint", "tickets.view_ticket_report"]
+_TICKET_CONFIG = [
+    f"tickets.{action}_{model}"
+    for model in (
+        "category",
+        "rootcause",
+        "department",
+        "queue",
+        "queuemember",
+        "slapolicy",
+        "ticketconfig",
+    )
+    for action in ("view", "add", "change", "delete")
+]
 _SYSTEM = [
     "accounts.view_user",
     "accounts.add_user",
@@ -42,25 +65,48 @@ _SYSTEM = [
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    Role.AGENT: _CUSTOMER_WORK,
-    Role.COMPLAINT_SPECIALIST: _CUSTOMER_WORK,
-    Role.RECORDS_OFFICER: _CUSTOMER_WORK + _FULL_CONTACT + _ARCHIVE_ADMIN,
-    Role.VIP_SPECIALIST: _CUSTOMER_WORK + _FULL_CONTACT,
-    Role.SUPERVISOR: _CUSTOMER_WORK + _FULL_CONTACT + ["customers.merge_customer"] + _AUDIT,
-    Role.MANAGER: _CUSTOMER_WORK + _FULL_CONTACT + _ARCHIVE_ADMIN + _AUDIT,
-    Role.DIRECTOR: _CUSTOMER_WORK + _FULL_CONTACT + _ARCHIVE_ADMIN + _AUDIT,
+    Role.AGENT: _CUSTOMER_WORK + _TICKET_WORK,
+    Role.COMPLAINT_SPECIALIST: _CUSTOMER_WORK + _TICKET_WORK + _TICKET_LEAD,
+    Role.RECORDS_OFFICER: _CUSTOMER_WORK
+    + _FULL_CONTACT
+    + _ARCHIVE_ADMIN
+    + ["tickets.view_ticket", "tickets.view_all_tickets", "followups.view_followup"],
+    Role.VIP_SPECIALIST: _CUSTOMER_WORK + _FULL_CONTACT + _TICKET_WORK,
+    Role.SUPERVISOR: _CUSTOMER_WORK
+    + _FULL_CONTACT
+    + ["customers.merge_customer"]
+    + _AUDIT
+    + _TICKET_WORK
+    + _TICKET_LEAD,
+    Role.MANAGER: _CUSTOMER_WORK
+    + _FULL_CONTACT
+    + _ARCHIVE_ADMIN
+    + _AUDIT
+    + _TICKET_WORK
+    + _TICKET_LEAD,
+    Role.DIRECTOR: _CUSTOMER_WORK
+    + _FULL_CONTACT
+    + _ARCHIVE_ADMIN
+    + _AUDIT
+    + _TICKET_WORK
+    + _TICKET_LEAD,
     Role.STORE_MANAGER: [
         "customers.view_customer",
         "customers.add_customer",
         "customers.change_customer",
         *_FULL_CONTACT,
+        "tickets.view_ticket",
+        "tickets.add_ticket",
     ],
-    Role.DEPARTMENT_HANDLER: [],
+    Role.DEPARTMENT_HANDLER: ["tickets.view_ticket", "tickets.answer_handoff"],
     Role.ADMINISTRATOR: [
         "customers.view_customer",
         "customers.view_all_customers",
         *_AUDIT,
         *_SYSTEM,
+        *_TICKET_CONFIG,
+        "tickets.view_ticket",
+        "tickets.view_all_tickets",
     ],
 }
 

@@ -12,6 +12,7 @@ from kefu.accounts.api import TokenAuth
 from kefu.accounts.api import router as accounts_router
 from kefu.core.exceptions import DomainError
 from kefu.customers.api import router as customers_router
+from kefu.notifications.api import router as notifications_router
 
 api = NinjaAPI(
     title="Kefu API",
@@ -24,6 +25,7 @@ api = NinjaAPI(
 )
 api.add_router("/accounts", accounts_router)
 api.add_router("/customers", customers_router)
+api.add_router("/notifications", notifications_router)
 
 
 def error_response(

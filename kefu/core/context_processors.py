@@ -1,6 +1,8 @@
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from kefu.notifications.selectors import notification_unread_count
+
 
 def navigation(request):
     """The app shell's modules: only those built and allowed to the user appear."""
@@ -16,6 +18,14 @@ def navigation(request):
             items.append(
                 {"label": _("Import"), "url": reverse("customers:customer_import"), "key": "import"}
             )
+    unread_notifications = notification_unread_count(user=user)
+    items.append(
+        {
+            "label": _("Notifications"),
+            "url": reverse("notifications:notification_list"),
+            "key": "notifications",
+        }
+    )
     if user.has_perm("accounts.view_apitoken"):
         items.append(
             {"label": _("API tokens"), "url": reverse("accounts:token_list"), "key": "tokens"}
@@ -23,4 +33,4 @@ def navigation(request):
     if user.is_staff:
         items.append({"label": _("Administration"), "url": reverse("admin:index"), "key": "admin"})
     items.append({"label": _("API docs"), "url": "/api/v1/docs", "key": "api"})
-    return {"nav_items": items}
+    return {"nav_items": items, "unread_notifications": unread_notifications}

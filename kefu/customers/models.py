@@ -244,6 +244,10 @@ class CustomerEvent(models.Model):
         CONTACT_REMOVED = "contact_removed", _("Contact removed")
         MERGED = "merged", _("Merged")
         IMPORTED = "imported", _("Imported")
+        TICKET_OPENED = "ticket_opened", _("Ticket opened")
+        TICKET_RESOLVED = "ticket_resolved", _("Ticket resolved")
+        TICKET_CLOSED = "ticket_closed", _("Ticket closed")
+        TICKET_REOPENED = "ticket_reopened", _("Ticket reopened")
 
     customer = models.ForeignKey(Customer, models.CASCADE, related_name="events")
     kind = models.CharField(max_length=30, choices=Kind.choices)

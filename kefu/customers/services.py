@@ -416,6 +416,44 @@ def customer_create(
     return customer
 
 
+def customer_get_or_create_by_contact(
+    *,
+    actor: User | None,
+    kind: str,
+    value: str,
+    name: str = "",
+    source: str = Customer.Source.OTHER,
+    now: dt.datetime | None = None,
+) -> tuple[Customer, bool]:
+    """The live customer owning a contact (a phone, a WeChat openid...), or a new prospect with it.
+
+    An unknown caller becomes a prospect on the spot; a merged record answers with the record it
+    was merged into. Returns (customer, created).
+    """
+    try:
+        normalized = contact_rules.contact_normalize(kind, value)
+    except contact_rules.ContactInvalid as exc:
+        raise ValidationFailed({kind: [str(exc)]}) from None
+    point = (
+        ContactPoint.objects.select_related("customer__merged_into")
+        .filter(kind=kind, value=normalized)
+        .first()
+    )
+    if point is not None:
+        customer = point.customer
+        return (customer.merged_into or customer), False
+    if not name.strip():
+        tail = normalized[-4:] if kind == contact_rules.PHONE else normalized[:8]
+        name = _("Caller %(tail)s") % {"tail": tail}
+    customer = customer_create(
+        actor=actor,
+        data={"name": name.strip(), "source": source},
+        contacts=[{"kind": kind, "value": normalized, "is_primary": True}],
+        now=now,
+    )
+    return customer, True
+
+
 @transaction.atomic
 def customer_update(
     *,
