@@ -47,14 +47,23 @@ def sla_policies(db):
     major complaints resolve within 24 hours around the clock."""
     return [
         SlaPolicy.objects.create(
-            name="投诉", ticket_type="complaint", first_response_minutes=120,
-            next_response_minutes=240, resolution_minutes=16 * 60,
+            name="投诉",
+            ticket_type="complaint",
+            first_response_minutes=120,
+            next_response_minutes=240,
+            resolution_minutes=16 * 60,
         ),
         SlaPolicy.objects.create(
-            name="重大投诉", ticket_type="complaint", severity="major",
-            first_response_minutes=30, resolution_minutes=24 * 60, business_hours=False,
+            name="重大投诉",
+            ticket_type="complaint",
+            severity="major",
+            first_response_minutes=30,
+            resolution_minutes=24 * 60,
+            business_hours=False,
         ),
         SlaPolicy.objects.create(
-            name="默认", first_response_minutes=240, resolution_minutes=3 * 8 * 60,
+            name="默认",
+            first_response_minutes=240,
+            resolution_minutes=3 * 8 * 60,
         ),
     ]

@@ -1,7 +1,5 @@
 """The ticket workflow against the database, on a frozen clock (every service takes `now`)."""
 
-import datetime as dt
-
 import pytest
 
 from kefu.core.exceptions import Forbidden, ValidationFailed
@@ -33,8 +31,15 @@ def open_complaint(actor, customer, now, **extra):
 
 
 def test_whole_complaint_lifecycle_with_urging_and_escalation(
-    agent, customer, complaint_specialist, supervisor, manager, handler, quality_department,
-    root_cause, sla_policies,
+    agent,
+    customer,
+    complaint_specialist,
+    supervisor,
+    manager,
+    handler,
+    quality_department,
+    root_cause,
+    sla_policies,
 ):
     """An agent opens a complaint, hands it to the quality department; unanswered, it is urged
     every two working hours, escalates to the supervisor and then the manager; the handler
@@ -51,8 +56,11 @@ def test_whole_complaint_lifecycle_with_urging_and_escalation(
 
     # when: the agent hands it to the quality department at 10:30
     handoff = services.ticket_hand_off(
-        actor=agent, ticket_id=ticket.pk, department_id=quality_department.pk,
-        instructions="请核查该批次维生素C的效期", now=at(2026, 11, 24, 10, 30),
+        actor=agent,
+        ticket_id=ticket.pk,
+        department_id=quality_department.pk,
+        instructions="请核查该批次维生素C的效期",
+        now=at(2026, 11, 24, 10, 30),
     )
     ticket.refresh_from_db()
     assert ticket.status == Ticket.Status.WAITING_DEPARTMENT
@@ -61,7 +69,9 @@ def test_whole_complaint_lifecycle_with_urging_and_escalation(
 
     # then: nothing is due before 11:36, when 80 % of the first response time is used
     assert services.ticket_timers_run(now=at(2026, 11, 24, 11, 35)) == {
-        "sla": 0, "urged": 0, "callbacks": 0,
+        "sla": 0,
+        "urged": 0,
+        "callbacks": 0,
     }
     assert services.ticket_timers_run(now=at(2026, 11, 24, 11, 36))["sla"] == 1  # warning
     # the first response is missed at 12:00: breach, escalated to the supervisor
@@ -78,7 +88,9 @@ def test_whole_complaint_lifecycle_with_urging_and_escalation(
     assert [e.data["count"] for e in urges] == [1, 2, 3]
     escalations = ticket.events.filter(kind=TicketEvent.Kind.ESCALATED)
     assert [(e.data["level"], e.data["reason"]) for e in escalations] == [
-        (1, "sla"), (1, "handoff"), (2, "handoff"),
+        (1, "sla"),
+        (1, "handoff"),
+        (2, "handoff"),
     ]
     assert Notification.objects.filter(recipient=supervisor, kind="ticket_escalated").count() == 2
     assert Notification.objects.filter(recipient=manager, kind="ticket_escalated").count() == 1
@@ -86,10 +98,14 @@ def test_whole_complaint_lifecycle_with_urging_and_escalation(
 
     # when: the handler answers with the resolution the next morning
     services.handoff_answer(
-        actor=handler, ticket_id=ticket.pk, answer="该批次已下架，为顾客退款并赠送代金券",
+        actor=handler,
+        ticket_id=ticket.pk,
+        answer="该批次已下架，为顾客退款并赠送代金券",
         resolution={
-            "resolution_type": "refund", "resolution_summary": "退款并赠送50元代金券",
-            "resolution_cost": "78.50", "root_cause": root_cause.pk,
+            "resolution_type": "refund",
+            "resolution_summary": "退款并赠送50元代金券",
+            "resolution_cost": "78.50",
+            "root_cause": root_cause.pk,
         },
         now=at(2026, 11, 25, 9, 30),
     )
@@ -101,12 +117,18 @@ def test_whole_complaint_lifecycle_with_urging_and_escalation(
 
     # the complaint cannot close before the customer accepts
     with pytest.raises(ValidationFailed) as refused:
-        services.ticket_close(actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 25, 10))
+        services.ticket_close(
+            actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 25, 10)
+        )
     assert "acceptance" in refused.value.errors
 
     # when: the customer accepts on the status page, the specialist closes
     services.ticket_record_acceptance(
-        actor=None, ticket_id=ticket.pk, accepted=True, note="满意", via="status_page",
+        actor=None,
+        ticket_id=ticket.pk,
+        accepted=True,
+        note="满意",
+        via="status_page",
         now=at(2026, 11, 25, 11),
     )
     services.ticket_close(actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 25, 14))
@@ -121,7 +143,8 @@ def test_whole_complaint_lifecycle_with_urging_and_escalation(
     assert aftercare.assignee == complaint_specialist
     assert list(
         CustomerEvent.objects.filter(customer=customer, kind__startswith="ticket_")
-        .order_by("id").values_list("kind", flat=True)
+        .order_by("id")
+        .values_list("kind", flat=True)
     ) == ["ticket_opened", "ticket_resolved", "ticket_closed"]
     assert kinds(ticket)[-3:] == ["acceptance", "status_changed", "closed"]
 
@@ -169,7 +192,9 @@ def test_waiting_on_the_customer_pauses_the_clocks(agent, customer, sla_policies
     # nothing fires while paused, even past the old due time
     assert services.ticket_timers_run(now=at(2026, 11, 24, 10, 30))["sla"] == 0
     # the customer sends the receipt on the status page: the ticket resumes
-    services.ticket_customer_message(ticket_id=ticket.pk, body="小票照片已补充", now=at(2026, 11, 24, 11))
+    services.ticket_customer_message(
+        ticket_id=ticket.pk, body="小票照片已补充", now=at(2026, 11, 24, 11)
+    )
     ticket.refresh_from_db()
     assert ticket.status == Ticket.Status.IN_PROGRESS
     assert ticket.sla_paused_at is None
@@ -214,11 +239,17 @@ def test_rejection_within_the_window_reopens_and_after_it_is_refused(
 ):
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     resolution = {
-        "resolution_type": "explanation", "resolution_summary": "已解释效期标注",
-        "resolution_cost": "0", "root_cause": root_cause.pk,
+        "resolution_type": "explanation",
+        "resolution_summary": "已解释效期标注",
+        "resolution_cost": "0",
+        "root_cause": root_cause.pk,
     }
-    services.ticket_start(actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5))
-    services.ticket_resolve(actor=complaint_specialist, ticket_id=ticket.pk, data=resolution, now=at(2026, 11, 24, 11))
+    services.ticket_start(
+        actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5)
+    )
+    services.ticket_resolve(
+        actor=complaint_specialist, ticket_id=ticket.pk, data=resolution, now=at(2026, 11, 24, 11)
+    )
     services.ticket_record_acceptance(
         actor=None, ticket_id=ticket.pk, accepted=False, note="不接受解释", now=at(2026, 11, 25, 9)
     )
@@ -226,20 +257,28 @@ def test_rejection_within_the_window_reopens_and_after_it_is_refused(
     assert ticket.status == Ticket.Status.IN_PROGRESS
     assert ticket.reopened_count == 1
     assert ticket.next_response_due_at is not None
-    services.ticket_resolve(actor=complaint_specialist, ticket_id=ticket.pk, data=resolution, now=at(2026, 11, 25, 10))
+    services.ticket_resolve(
+        actor=complaint_specialist, ticket_id=ticket.pk, data=resolution, now=at(2026, 11, 25, 10)
+    )
     with pytest.raises(TicketReopenWindowPassed):
-        services.ticket_reopen(actor=agent, ticket_id=ticket.pk, reason="又来电", now=at(2026, 12, 10, 10))
+        services.ticket_reopen(
+            actor=agent, ticket_id=ticket.pk, reason="又来电", now=at(2026, 12, 10, 10)
+        )
 
 
 def test_complaint_resolution_needs_every_field_and_only_specialists_close(
     agent, customer, complaint_specialist
 ):
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
-    services.ticket_start(actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5))
+    services.ticket_start(
+        actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5)
+    )
     with pytest.raises(ValidationFailed) as refused:
         services.ticket_resolve(
-            actor=complaint_specialist, ticket_id=ticket.pk,
-            data={"resolution_type": "refund", "resolution_cost": "abc"}, now=at(2026, 11, 24, 11),
+            actor=complaint_specialist,
+            ticket_id=ticket.pk,
+            data={"resolution_type": "refund", "resolution_cost": "abc"},
+            now=at(2026, 11, 24, 11),
         )
     assert set(refused.value.errors) == {"resolution_summary", "resolution_cost", "root_cause"}
     ticket.refresh_from_db()
@@ -248,11 +287,19 @@ def test_complaint_resolution_needs_every_field_and_only_specialists_close(
 
 def test_agent_cannot_close_a_complaint(agent, customer, complaint_specialist, root_cause):
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
-    services.ticket_start(actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5))
+    services.ticket_start(
+        actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5)
+    )
     services.ticket_resolve(
-        actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 11),
-        data={"resolution_type": "refund", "resolution_summary": "退款",
-              "resolution_cost": "10", "root_cause": root_cause.pk},
+        actor=complaint_specialist,
+        ticket_id=ticket.pk,
+        now=at(2026, 11, 24, 11),
+        data={
+            "resolution_type": "refund",
+            "resolution_summary": "退款",
+            "resolution_cost": "10",
+            "root_cause": root_cause.pk,
+        },
     )
     services.ticket_record_acceptance(
         actor=agent, ticket_id=ticket.pk, accepted=True, note="电话确认", now=at(2026, 11, 24, 12)
@@ -281,7 +328,8 @@ def test_unknown_caller_becomes_a_prospect(agent):
 def test_bad_input_names_every_field(agent):
     with pytest.raises(ValidationFailed) as refused:
         services.ticket_create(
-            actor=agent, data={"type": "nonsense", "severity": "x", "phone": "123"},
+            actor=agent,
+            data={"type": "nonsense", "severity": "x", "phone": "123"},
             now=at(2026, 11, 24, 10),
         )
     assert {"type", "subject", "severity"} <= set(refused.value.errors)
@@ -291,7 +339,10 @@ def test_bad_input_names_every_field(agent):
 def test_overdue_promised_callback_escalates_once(agent, customer, supervisor):
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     services.ticket_promise_callback(
-        actor=agent, ticket_id=ticket.pk, due_at=at(2026, 11, 24, 15), note="回电告知核查结果",
+        actor=agent,
+        ticket_id=ticket.pk,
+        due_at=at(2026, 11, 24, 15),
+        note="回电告知核查结果",
         now=at(2026, 11, 24, 10, 10),
     )
     assert services.ticket_timers_run(now=at(2026, 11, 24, 15, 20))["callbacks"] == 0
