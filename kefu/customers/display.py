@@ -39,6 +39,14 @@ _CHOICES = {
 }
 
 
+TICKET_KINDS = {
+    CustomerEvent.Kind.TICKET_OPENED,
+    CustomerEvent.Kind.TICKET_RESOLVED,
+    CustomerEvent.Kind.TICKET_CLOSED,
+    CustomerEvent.Kind.TICKET_REOPENED,
+}
+
+
 @dataclass
 class Change:
     label: str
@@ -93,6 +101,8 @@ def event_detail(event: CustomerEvent) -> str:
         return f"{data.get('duplicate_number', '')} {data.get('duplicate_name', '')}"
     if event.kind in (CustomerEvent.Kind.CONTACT_ADDED, CustomerEvent.Kind.CONTACT_REMOVED):
         return data.get("masked", "")
+    if event.kind in TICKET_KINDS:
+        return f"{data.get('number', '')} {data.get('subject', '')}"
     if event.kind == CustomerEvent.Kind.UPDATED:
         return "、".join(field_label(f) for f in data.get("fields", []))
     return ""

@@ -6,3 +6,6 @@ class TicketsConfig(AppConfig):
     name = "kefu.tickets"
     label = "tickets"
     verbose_name = _("Tickets and complaints")
+
+    def ready(self) -> None:
+        from kefu.tickets import signals  # noqa: F401  (connects the receivers)

@@ -162,6 +162,15 @@ def _set_status(
     _event(ticket, TicketEvent.Kind.STATUS_CHANGED, actor=actor, now=now, data=data, public=True)
 
 
+def _department_mail(handoff: TicketHandoff) -> None:
+    """Departments with a shared mailbox get hand-offs and urges by e-mail too (after commit)."""
+    if handoff.department.email and settings.SMTP_ENABLED:
+        from kefu.tickets.tasks import handoff_email_task
+
+        handoff_id, count = handoff.pk, handoff.urge_count
+        transaction.on_commit(lambda: handoff_email_task(handoff_id, count))
+
+
 def _customer_event(ticket: Ticket, kind: str, *, actor: User | None) -> None:
     CustomerEvent.objects.create(
         customer_id=ticket.customer_id,
@@ -718,6 +727,7 @@ def ticket_hand_off(
         % {"department": department.name, "due": timezone.localtime(due).strftime("%m-%d %H:%M")},
         instructions,
     )
+    _department_mail(handoff)
     return handoff
 
 
@@ -873,6 +883,7 @@ def handoff_urge(*, handoff_id: int, now: dt.datetime) -> bool:
         _escalate(ticket, level=level, now=now, reason="handoff", detail=department.name)
     handoff.save()
     ticket.save()
+    _department_mail(handoff)
     return True
 
 

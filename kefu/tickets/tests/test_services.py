@@ -351,3 +351,12 @@ def test_overdue_promised_callback_escalates_once(agent, customer, supervisor):
     assert Notification.objects.filter(recipient=supervisor, kind="callback_overdue").count() == 1
     ticket.refresh_from_db()
     assert ticket.escalation_level == 1
+
+
+def test_tickets_follow_a_merged_customer(agent, records_officer, customer, duplicate):
+    from kefu.customers.services import customer_merge
+
+    ticket = open_complaint(agent, duplicate, at(2026, 11, 24, 10))
+    customer_merge(actor=records_officer, target_id=customer.pk, duplicate_id=duplicate.pk)
+    ticket.refresh_from_db()
+    assert ticket.customer_id == customer.pk
