@@ -31,3 +31,7 @@ class TicketReopenWindowPassed(Conflict):
 
 class HandoffNotOpen(Conflict):
     code = "handoff_not_open"
+
+
+class AcceptanceAlreadyRecorded(Conflict):
+    code = "acceptance_recorded"

@@ -452,6 +452,7 @@ class Ticket(TimeStampedModel):
             models.Index(fields=["department", "status"], name="ticket_department_status"),
             models.Index(fields=["store", "-created_at"], name="ticket_store_created"),
             models.Index(fields=["resolved_at"], name="ticket_resolved_at"),
+            models.Index(fields=["type", "created_at"], name="ticket_type_created"),
         ]
 
     def __str__(self) -> str:

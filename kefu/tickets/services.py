@@ -31,6 +31,7 @@ from kefu.followups.services import followup_cancel_for_ticket, followup_create
 from kefu.notifications.services import notify
 from kefu.tickets import routing, sla
 from kefu.tickets.exceptions import (
+    AcceptanceAlreadyRecorded,
     HandoffNotOpen,
     TicketReopenWindowPassed,
     TicketTransitionNotAllowed,
@@ -1158,6 +1159,11 @@ def _within_reopen_window(ticket: Ticket, now: dt.datetime) -> bool:
 def _reopen(ticket: Ticket, *, actor: User | None, now: dt.datetime, reason: str) -> None:
     ticket.reopened_count += 1
     ticket.resolved_at = None
+    # The rejected resolution stays in its RESOLVED event; the ticket carries the next one.
+    ticket.resolution_type = ""
+    ticket.resolution_summary = ""
+    ticket.resolution_cost = None
+    ticket.root_cause = None
     ticket.closed_at = None
     ticket.acceptance = Ticket.Acceptance.PENDING
     _set_status(ticket, S.IN_PROGRESS, actor=actor, now=now, reason=reason)
@@ -1232,7 +1238,14 @@ def ticket_record_acceptance(
         raise TicketTransitionNotAllowed(
             action=_("answered by the customer"), status=ticket.get_status_display()
         )
+    if ticket.acceptance:
+        raise AcceptanceAlreadyRecorded(
+            _("The customer's answer is already recorded: %(answer)s.")
+            % {"answer": ticket.get_acceptance_display()}
+        )
     note = (note or "").strip()
+    if len(note) > 2000:
+        raise ValidationFailed({"note": [_("At most %(n)s characters.") % {"n": 2000}]})
     if not accepted and not note:
         raise ValidationFailed({"note": [_("Say what the customer objects to.")]})
     ticket.acceptance = Ticket.Acceptance.ACCEPTED if accepted else Ticket.Acceptance.REJECTED
@@ -1334,7 +1347,7 @@ def ticket_customer_message(
     if not ticket.is_open:
         raise TicketTransitionNotAllowed(action=_("added to"), status=ticket.get_status_display())
     if ticket.status == S.WAITING_CUSTOMER:
-        _resume(ticket, actor=None, now=now, reason=_("The customer replied."))
+        _resume(ticket, actor=None, now=now)
     if ticket.sla_policy is not None:
         sla.start(ticket, sla.NEXT_RESPONSE, clock=_clock(ticket), now=now)
     ticket.save()
@@ -1366,7 +1379,9 @@ def ticket_attach(
 ) -> TicketAttachment:
     """Keep a file on the ticket; size and type are limited (KEFU_ATTACHMENT_MAX_BYTES)."""
     now = now or timezone.now()
-    ticket = ticket_get_for_user(user=actor, ticket_id=ticket_id, for_update=True)
+    ticket = _lock(actor=actor, ticket_id=ticket_id)
+    if from_customer and not ticket.is_open:
+        raise TicketTransitionNotAllowed(action=_("added to"), status=ticket.get_status_display())
     name = PurePath(getattr(upload, "name", "") or "file").name[:200]
     suffix = PurePath(name).suffix.lower()
     if suffix not in ATTACHMENT_EXTENSIONS:
@@ -1400,6 +1415,14 @@ def ticket_attach(
         data={"attachment_id": attachment.pk, "name": name, "size": upload.size},
         public=from_customer,
     )
+    if from_customer:
+        # A file from the customer is a message from them: back to work, a reply is due.
+        if ticket.status == S.WAITING_CUSTOMER:
+            _resume(ticket, actor=None, now=now)
+        if ticket.sla_policy is not None:
+            sla.start(ticket, sla.NEXT_RESPONSE, clock=_clock(ticket), now=now)
+        ticket.save()
+        _notify([ticket.assignee], "customer_message", ticket, _("the customer sent a file"), name)
     return attachment
 
 

@@ -299,6 +299,10 @@ class Migration(migrations.Migration):
             index=models.Index(fields=['resolved_at'], name='ticket_resolved_at'),
         ),
         migrations.AddIndex(
+            model_name='ticket',
+            index=models.Index(fields=['type', 'created_at'], name='ticket_type_created'),
+        ),
+        migrations.AddIndex(
             model_name='ticketevent',
             index=models.Index(fields=['ticket', 'created_at'], name='ticket_event_ticket'),
         ),

@@ -360,3 +360,35 @@ def test_tickets_follow_a_merged_customer(agent, records_officer, customer, dupl
     customer_merge(actor=records_officer, target_id=customer.pk, duplicate_id=duplicate.pk)
     ticket.refresh_from_db()
     assert ticket.customer_id == customer.pk
+
+
+def test_a_replayed_acceptance_is_refused(agent, customer, complaint_specialist, root_cause):
+    from kefu.tickets.exceptions import AcceptanceAlreadyRecorded
+
+    ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
+    services.ticket_start(actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5))
+    services.ticket_resolve(
+        actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 11),
+        data={"resolution_type": "refund", "resolution_summary": "退款",
+              "resolution_cost": "10", "root_cause": root_cause.pk},
+    )
+    accept = {"actor": None, "ticket_id": ticket.pk, "accepted": True, "now": at(2026, 11, 24, 12)}
+    services.ticket_record_acceptance(**accept)
+    with pytest.raises(AcceptanceAlreadyRecorded):
+        services.ticket_record_acceptance(**accept)
+    assert ticket.events.filter(kind=TicketEvent.Kind.ACCEPTANCE).count() == 1
+
+
+def test_reopening_clears_the_rejected_resolution(agent, customer, complaint_specialist, root_cause):
+    ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
+    services.ticket_start(actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5))
+    services.ticket_resolve(
+        actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 11),
+        data={"resolution_type": "refund", "resolution_summary": "退款",
+              "resolution_cost": "10", "root_cause": root_cause.pk},
+    )
+    services.ticket_reopen(actor=agent, ticket_id=ticket.pk, reason="金额不对", now=at(2026, 11, 24, 12))
+    ticket.refresh_from_db()
+    assert (ticket.resolution_type, ticket.resolution_cost, ticket.root_cause) == ("", None, None)
+    resolved = ticket.events.get(kind=TicketEvent.Kind.RESOLVED)
+    assert resolved.data["cost"] == "10.00"
