@@ -3,8 +3,10 @@
 The customer sees their ticket in plain words and its public timeline, adds information or a
 file while it is open, and accepts or objects to the resolution. Only what the customer may see
 is rendered: no internal notes, no staff names beyond their display name, no other customer data.
-Every response carries `Referrer-Policy: no-referrer` and `Cache-Control: no-store`, since the
-token in the URL is the customer's key.
+Every response carries `Referrer-Policy: same-origin` and `Cache-Control: no-store`, since the
+token in the URL is the customer's key: it never leaves for another site in a Referer header.
+(`no-referrer` would also blank the Origin of the page's own form posts, which Django's CSRF
+check then refuses; the browser test caught that.)
 """
 
 import datetime as dt
@@ -94,7 +96,7 @@ class AcceptanceForm(forms.Form):
 
 def _private(response: HttpResponse) -> HttpResponse:
     """The token in the URL must not leak through the Referer header or a shared cache."""
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["Cache-Control"] = "no-store"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response

@@ -113,7 +113,7 @@ def test_a_valid_link_shows_the_ticket_and_its_public_timeline(
 
 def test_the_page_is_private_and_sets_the_csrf_cookie(browser, complaint):
     response = browser.get(status_path_for(complaint))
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert response["Cache-Control"] == "no-store"
     assert "csrftoken" in response.cookies
     assert 'name="csrfmiddlewaretoken"' in response.content.decode()
@@ -136,7 +136,7 @@ def test_a_resolved_ticket_shows_the_resolution_but_not_its_cost_or_root_cause(b
 def _assert_not_found(response):
     assert response.status_code == 404
     assert 'data-testid="status-link-invalid"' in response.content.decode()
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert response["Cache-Control"] == "no-store"
 
 
@@ -202,7 +202,7 @@ def test_a_message_resumes_a_ticket_waiting_on_the_customer(
     # then: back to the page (PRG), the ticket is worked on again
     assert response.status_code == 302
     assert response["Location"] == path
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     complaint.refresh_from_db()
     assert complaint.status == Ticket.Status.IN_PROGRESS
     message = events(complaint, TicketEvent.Kind.CUSTOMER_MESSAGE).get()
