@@ -41,6 +41,7 @@ from kefu.tickets.models import (
     Department,
     ExternalEscalation,
     Queue,
+    QueueMember,
     RootCause,
     SlaPolicy,
     Ticket,
@@ -1481,5 +1482,13 @@ def ticket_escalate_external(
     return escalation
 
 
-def ticket_callback_overdue(*, followup: FollowUp, now: dt.datetime) -> None:
-    """Kept for callers outside the timer pass (none today)."""
+@transaction.atomic
+def queue_duty_set(*, actor: User, on_duty: bool, now: dt.datetime | None = None) -> int:
+    """An agent goes on or off duty in every queue they belong to; only agents on duty take
+    round-robin tickets. Returns the number of queues changed."""
+    require_perm(actor, "tickets.change_ticket")
+    return (
+        QueueMember.objects.filter(user=actor)
+        .exclude(is_on_duty=on_duty)
+        .update(is_on_duty=on_duty)
+    )

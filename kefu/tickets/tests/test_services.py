@@ -366,11 +366,19 @@ def test_a_replayed_acceptance_is_refused(agent, customer, complaint_specialist,
     from kefu.tickets.exceptions import AcceptanceAlreadyRecorded
 
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
-    services.ticket_start(actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5))
+    services.ticket_start(
+        actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5)
+    )
     services.ticket_resolve(
-        actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 11),
-        data={"resolution_type": "refund", "resolution_summary": "退款",
-              "resolution_cost": "10", "root_cause": root_cause.pk},
+        actor=complaint_specialist,
+        ticket_id=ticket.pk,
+        now=at(2026, 11, 24, 11),
+        data={
+            "resolution_type": "refund",
+            "resolution_summary": "退款",
+            "resolution_cost": "10",
+            "root_cause": root_cause.pk,
+        },
     )
     accept = {"actor": None, "ticket_id": ticket.pk, "accepted": True, "now": at(2026, 11, 24, 12)}
     services.ticket_record_acceptance(**accept)
@@ -379,16 +387,54 @@ def test_a_replayed_acceptance_is_refused(agent, customer, complaint_specialist,
     assert ticket.events.filter(kind=TicketEvent.Kind.ACCEPTANCE).count() == 1
 
 
-def test_reopening_clears_the_rejected_resolution(agent, customer, complaint_specialist, root_cause):
+def test_reopening_clears_the_rejected_resolution(
+    agent, customer, complaint_specialist, root_cause
+):
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
-    services.ticket_start(actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5))
-    services.ticket_resolve(
-        actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 11),
-        data={"resolution_type": "refund", "resolution_summary": "退款",
-              "resolution_cost": "10", "root_cause": root_cause.pk},
+    services.ticket_start(
+        actor=complaint_specialist, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 5)
     )
-    services.ticket_reopen(actor=agent, ticket_id=ticket.pk, reason="金额不对", now=at(2026, 11, 24, 12))
+    services.ticket_resolve(
+        actor=complaint_specialist,
+        ticket_id=ticket.pk,
+        now=at(2026, 11, 24, 11),
+        data={
+            "resolution_type": "refund",
+            "resolution_summary": "退款",
+            "resolution_cost": "10",
+            "root_cause": root_cause.pk,
+        },
+    )
+    services.ticket_reopen(
+        actor=agent, ticket_id=ticket.pk, reason="金额不对", now=at(2026, 11, 24, 12)
+    )
     ticket.refresh_from_db()
     assert (ticket.resolution_type, ticket.resolution_cost, ticket.root_cause) == ("", None, None)
     resolved = ticket.events.get(kind=TicketEvent.Kind.RESOLVED)
     assert resolved.data["cost"] == "10.00"
+
+
+def test_round_robin_skips_agents_off_duty_and_at_their_cap(agent, customer, db):
+    from kefu.accounts.tests.factories import UserFactory
+    from kefu.tickets.models import Queue, QueueMember
+
+    # given a queue of three agents, one off duty, with at most one open ticket each
+    queue = Queue.objects.create(name="客服组", ticket_types=["consultation"], max_open_per_agent=1)
+    a, b, c = (UserFactory(username=f"a{i}", role="agent") for i in range(3))
+    for user in (a, b, c):
+        QueueMember.objects.create(queue=queue, user=user)
+    assert services.queue_duty_set(actor=c, on_duty=False) == 1
+
+    def consult(n):
+        return services.ticket_create(
+            actor=agent,
+            data={"type": "consultation", "subject": f"咨询{n}", "customer": customer.pk},
+            now=at(2026, 11, 24, 10, n),
+        )
+
+    # when four consultations arrive
+    tickets = [consult(n) for n in range(4)]
+    # then a and b take one each, in turn; the rest wait unassigned in the queue
+    assert [t.assignee for t in tickets] == [a, b, None, None]
+    assert all(t.queue == queue for t in tickets)
+    assert tickets[2].status == Ticket.Status.NEW
