@@ -1,4 +1,5 @@
 import datetime as dt
+import time
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -8,9 +9,28 @@ from kefu.businesstime.models import BusinessSchedule, CalendarDay
 
 DEFAULT_SCHEDULE = "default"
 
+# The calendar is read on every ticket write and timer; it changes a few times a year. Each
+# process keeps it for CACHE_SECONDS; a change in this process forgets it at once (signals in
+# apps.py), other processes (the worker) see it within CACHE_SECONDS.
+CACHE_SECONDS = 60.0
+_cache: dict[str, tuple[float, WorkCalendar]] = {}
+
+
+def work_calendar_forget(**kwargs) -> None:
+    _cache.clear()
+
 
 def work_calendar_get(*, schedule: str = DEFAULT_SCHEDULE) -> WorkCalendar:
-    """The working calendar as entered in the database (one query each for schedule and days)."""
+    """The working calendar as entered in the database, cached per process for a minute."""
+    hit = _cache.get(schedule)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    calendar = _work_calendar_load(schedule)
+    _cache[schedule] = (time.monotonic() + CACHE_SECONDS, calendar)
+    return calendar
+
+
+def _work_calendar_load(schedule: str) -> WorkCalendar:
     row = BusinessSchedule.objects.get(name=schedule)
     holidays, workdays = set(), set()
     for day, kind in CalendarDay.objects.values_list("date", "kind"):

@@ -6,6 +6,7 @@ from chinese_calendar import constants as official
 from django.db import transaction
 
 from kefu.businesstime.models import CalendarDay
+from kefu.businesstime.selectors import work_calendar_forget
 
 
 @transaction.atomic
@@ -36,4 +37,5 @@ def calendar_seed_official(*, years: list[int] | None = None) -> int:
         unique_fields=["date"],
         update_fields=["kind", "name", "source"],
     )
+    work_calendar_forget()
     return len(rows)

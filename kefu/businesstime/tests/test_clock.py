@@ -116,3 +116,16 @@ def test_administrators_are_told_about_a_missing_year(administrator, agent):
     agent_client.force_login(agent)
     assert 'data-testid="calendar-missing"' in admin_client.get("/customers/").content.decode()
     assert 'data-testid="calendar-missing"' not in agent_client.get("/customers/").content.decode()
+
+
+def test_calendar_cache_forgets_an_edited_day(db):
+    """A holiday an administrator adds counts at once in this process (the cache is forgotten)."""
+    import datetime as dt
+
+    from kefu.businesstime.models import CalendarDay
+    from kefu.businesstime.selectors import work_calendar_get
+
+    day = dt.date(2026, 12, 1)
+    assert work_calendar_get().is_workday(day)
+    CalendarDay.objects.create(date=day, kind=CalendarDay.Kind.HOLIDAY, name="公司假日")
+    assert not work_calendar_get().is_workday(day)
