@@ -18,6 +18,26 @@ def navigation(request):
             items.append(
                 {"label": _("Import"), "url": reverse("customers:customer_import"), "key": "import"}
             )
+    if user.has_perm("tickets.view_ticket"):
+        items.append(
+            {"label": _("Tickets"), "url": reverse("tickets:ticket_list"), "key": "tickets"}
+        )
+    if user.has_perm("tickets.answer_handoff"):
+        items.append(
+            {
+                "label": _("Department queue"),
+                "url": reverse("tickets:handoff_list"),
+                "key": "handoffs",
+            }
+        )
+    if user.has_perm("followups.view_followup"):
+        items.append(
+            {
+                "label": _("Follow-ups"),
+                "url": reverse("followups:followup_list"),
+                "key": "followups",
+            }
+        )
     unread_notifications = notification_unread_count(user=user)
     items.append(
         {
