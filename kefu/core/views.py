@@ -7,6 +7,10 @@ from django.shortcuts import redirect, render
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.has_perm("customers.view_customer"):
         return redirect("customers:customer_list")
+    if request.user.has_perm("tickets.answer_handoff"):
+        return redirect("tickets:handoff_list")
+    if request.user.has_perm("tickets.view_ticket"):
+        return redirect("tickets:ticket_list")
     return render(request, "core/home.html", {"active_nav": "home"})
 
 

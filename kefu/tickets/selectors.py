@@ -47,9 +47,7 @@ def ticket_get_for_user(*, user: User | None, ticket_id: int, for_update: bool =
 
 def ticket_list_for_display(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
     """What list pages and the API need per row, in a fixed number of queries."""
-    return tickets.select_related(
-        "customer", "assignee", "category", "queue", "department", "store", "sla_policy"
-    )
+    return tickets.select_related("customer", "assignee", "queue", "category")
 
 
 def ticket_get_detail(*, user: User | None, ticket_id: int) -> Ticket:

@@ -209,8 +209,20 @@ def _lock(*, actor: User | None, ticket_id: int) -> Ticket:
 
 
 def _require_worker(actor: User | None, ticket: Ticket) -> None:
-    """Working a ticket needs change_ticket; a store manager works only their store's tickets."""
+    """Working a ticket needs change_ticket."""
     require_perm(actor, "tickets.change_ticket")
+
+
+def _require_worker_or_handler(actor: User | None, ticket: Ticket) -> None:
+    """Notes and files: those who work the ticket, and handlers of a department it was handed to."""
+    if actor is None or has_perm(actor, "tickets.change_ticket"):
+        return
+    if (
+        has_perm(actor, "tickets.answer_handoff")
+        and TicketHandoff.objects.filter(ticket=ticket, department__handlers=actor).exists()
+    ):
+        return
+    raise Forbidden()
 
 
 def _apply_policy(ticket: Ticket, *, customer_level: str) -> None:
@@ -613,9 +625,10 @@ def ticket_reply(
 def ticket_note(
     *, actor: User | None, ticket_id: int, body: str, now: dt.datetime | None = None
 ) -> TicketEvent:
-    """An internal note; anyone who sees the ticket may add one (department handlers too)."""
+    """An internal note by those who work the ticket or a department it was handed to."""
     now = now or timezone.now()
     ticket = ticket_get_for_user(user=actor, ticket_id=ticket_id, for_update=True)
+    _require_worker_or_handler(actor, ticket)
     body = (body or "").strip()
     if not body:
         raise ValidationFailed({"body": [_("Write the note.")]})
@@ -1381,6 +1394,7 @@ def ticket_attach(
     """Keep a file on the ticket; size and type are limited (KEFU_ATTACHMENT_MAX_BYTES)."""
     now = now or timezone.now()
     ticket = _lock(actor=actor, ticket_id=ticket_id)
+    _require_worker_or_handler(actor, ticket)
     if from_customer and not ticket.is_open:
         raise TicketTransitionNotAllowed(action=_("added to"), status=ticket.get_status_display())
     name = PurePath(getattr(upload, "name", "") or "file").name[:200]

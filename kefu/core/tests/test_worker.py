@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 KEFU = Path(sys.executable).with_name("kefu")
-REDIS_TEST_URL = os.environ.get("KEFU_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One Redis database per xdist worker (15, 14, ...): each test flushes its own.
+_XDIST_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_TEST_URL = os.environ.get(
+    "KEFU_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _XDIST_INDEX % 12}"
+)
 
 pytestmark = pytest.mark.slow
 

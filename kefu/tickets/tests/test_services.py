@@ -438,3 +438,25 @@ def test_round_robin_skips_agents_off_duty_and_at_their_cap(agent, customer, db)
     assert [t.assignee for t in tickets] == [a, b, None, None]
     assert all(t.queue == queue for t in tickets)
     assert tickets[2].status == Ticket.Status.NEW
+
+
+def test_notes_by_workers_and_handlers_only(
+    agent, customer, handler, records_officer, quality_department
+):
+    ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
+    services.ticket_note(
+        actor=agent, ticket_id=ticket.pk, body="已致电顾客", now=at(2026, 11, 24, 10, 1)
+    )
+    with pytest.raises(Forbidden):
+        services.ticket_note(actor=records_officer, ticket_id=ticket.pk, body="x")
+    services.ticket_hand_off(
+        actor=agent,
+        ticket_id=ticket.pk,
+        department_id=quality_department.pk,
+        instructions="请核查",
+        now=at(2026, 11, 24, 10, 2),
+    )
+    services.ticket_note(
+        actor=handler, ticket_id=ticket.pk, body="正在核查批次", now=at(2026, 11, 24, 11)
+    )
+    assert ticket.events.filter(kind=TicketEvent.Kind.NOTE).count() == 2
