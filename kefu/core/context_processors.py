@@ -30,6 +30,14 @@ def navigation(request):
                 "key": "handoffs",
             }
         )
+    if user.has_perm("tickets.view_ticket_report"):
+        items.append(
+            {
+                "label": _("Complaint summaries"),
+                "url": reverse("ticket_reports:complaint_summary"),
+                "key": "reports",
+            }
+        )
     if user.has_perm("followups.view_followup"):
         items.append(
             {

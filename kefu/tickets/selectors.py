@@ -9,6 +9,7 @@ from kefu.tickets.exceptions import TicketNotFound
 from kefu.tickets.models import (
     Category,
     Department,
+    QueueMember,
     Ticket,
     TicketEvent,
     TicketHandoff,
@@ -137,3 +138,11 @@ def staff_to_escalate(*, level: int, ticket: Ticket) -> list[User]:
 
 def department_handlers(*, department: Department) -> list[User]:
     return list(department.handlers.filter(is_active=True))
+
+
+def queue_duty_of(*, user: User) -> bool | None:
+    """Whether the user is on duty in their queues: None when they are in no queue."""
+    states = set(QueueMember.objects.filter(user=user).values_list("is_on_duty", flat=True))
+    if not states:
+        return None
+    return True in states

@@ -9,6 +9,7 @@ urlpatterns = [
     path("new/", views.ticket_create, name="ticket_create"),
     path("new/customers/", views.ticket_customer_search, name="ticket_customer_search"),
     path("handoffs/", views.handoff_list, name="handoff_list"),
+    path("duty/", views.queue_duty, name="queue_duty"),
     path("<int:pk>/", views.ticket_detail, name="ticket_detail"),
     path(
         "<int:pk>/attachments/<int:attachment_id>/",

@@ -54,6 +54,7 @@ from kefu.tickets.forms import (
 from kefu.tickets.models import Ticket, TicketHandoff
 from kefu.tickets.selectors import (
     handoff_list_for_handler,
+    queue_duty_of,
     ticket_get_detail,
     ticket_get_for_user,
     ticket_list_for_display,
@@ -105,12 +106,26 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         "tabs": [(key, label, key == data["tab"]) for key, label in TABS],
         "tab": data["tab"],
         "now": now,
+        "duty": queue_duty_of(user=request.user),
         "active_nav": "tickets",
     }
     template = "tickets/ticket_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#results"
     return render(request, template, context)
+
+
+@login_required
+@require_POST
+def queue_duty(request: HttpRequest) -> HttpResponse:
+    """Go on or off duty in one's queues (round robin only gives tickets to agents on duty)."""
+    on_duty = request.POST.get("on_duty") == "1"
+    services.queue_duty_set(actor=request.user, on_duty=on_duty)
+    if on_duty:
+        messages.success(request, _("You are on duty: new tickets of your queues come to you."))
+    else:
+        messages.success(request, _("You are off duty: no new tickets are given to you."))
+    return redirect("tickets:ticket_list")
 
 
 # --- New ticket -------------------------------------------------------------------------------

@@ -621,3 +621,24 @@ def test_navigation_shows_tickets_follow_ups_and_department_queue(agent, handler
     handler_html = client_for(handler).get(reverse("tickets:handoff_list")).content.decode()
     assert reverse("tickets:handoff_list") in handler_html
     assert reverse("followups:followup_list") not in handler_html
+
+
+def test_agent_goes_off_and_on_duty_from_the_list(client, agent):
+    from kefu.tickets.models import Queue, QueueMember
+
+    member = QueueMember.objects.create(queue=Queue.objects.create(name="客服组"), user=agent)
+    client.force_login(agent)
+    assert b"duty-form" in client.get("/tickets/").content
+    response = client.post("/tickets/duty/", {"on_duty": "0"})
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert not member.is_on_duty
+    client.post("/tickets/duty/", {"on_duty": "1"})
+    member.refresh_from_db()
+    assert member.is_on_duty
+
+
+def test_duty_needs_login_and_post(client, agent):
+    assert client.post("/tickets/duty/", {"on_duty": "0"}).status_code == 302  # to login
+    client.force_login(agent)
+    assert client.get("/tickets/duty/").status_code == 405
