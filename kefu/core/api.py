@@ -12,7 +12,9 @@ from kefu.accounts.api import TokenAuth
 from kefu.accounts.api import router as accounts_router
 from kefu.core.exceptions import DomainError
 from kefu.customers.api import router as customers_router
+from kefu.followups.api import router as followups_router
 from kefu.notifications.api import router as notifications_router
+from kefu.tickets.api import router as tickets_router
 
 api = NinjaAPI(
     title="Kefu API",
@@ -25,19 +27,27 @@ api = NinjaAPI(
 )
 api.add_router("/accounts", accounts_router)
 api.add_router("/customers", customers_router)
+api.add_router("/tickets", tickets_router)
+api.add_router("/followups", followups_router)
 api.add_router("/notifications", notifications_router)
 
 
 def error_response(
-    request: HttpRequest, status: int, code: str, message: str, errors=None, **extra
+    request: HttpRequest, status: int, code: str, message: str, errors=None, /, **extra
 ) -> HttpResponse:
+    # Positional-only, so an error's extra details may include a `status` (the ticket's status
+    # in transition_not_allowed) without clashing with the HTTP status parameter.
     body = {"code": code, "message": str(message), "errors": errors or {}, **extra}
     return api.create_response(request, body, status=status)
 
 
 def _field_name(loc: list) -> str:
-    # ninja locations look like ["body", "payload", "phone"] or ["query", "page"]
-    parts = [str(p) for p in loc if p not in ("body", "payload", "query", "path", "form")]
+    # ninja locations look like ["body", "payload", "phone"], ["query", "page"] or, for an
+    # upload, ["file", "file"]: the first part names where the value came from.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "form", "file", "header", "cookie"):
+        parts = parts[1:]
+    parts = [p for p in parts if p != "payload"]
     return ".".join(parts) or "__all__"
 
 

@@ -21,7 +21,7 @@ class TicketTransitionNotAllowed(Conflict):
             or _("A ticket that is “%(status)s” cannot be “%(action)s”.")
             % {"status": status, "action": action},
             action=str(action),
-            status=str(status),
+            ticket_status=str(status),
         )
 
 

@@ -1,0 +1,179 @@
+"""The follow-up API: everyone their own list, supervisors everyone's, and recording outcomes."""
+
+import datetime as dt
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from kefu.accounts.services import api_token_create
+from kefu.followups.models import FollowUp
+from kefu.followups.services import followup_create
+
+pytestmark = pytest.mark.django_db
+
+BASE = "/api/v1/followups"
+
+
+def api_client(user) -> Client:
+    if user is None:
+        return Client()
+    _token, key = api_token_create(user=user, name="test", actor=None)
+    return Client(headers={"authorization": f"Bearer {key}"})
+
+
+@pytest.fixture
+def followups(agent, complaint_specialist, customer):
+    """The agent owes a callback that is overdue and an aftercare call next month; the
+    specialist owes one more; one of the agent's is already done."""
+    now = timezone.now()
+
+    def make(assignee, purpose, due, status=FollowUp.Status.OPEN):
+        followup = followup_create(
+            actor=None, customer=customer, purpose=purpose, due_at=due, assignee=assignee
+        )
+        if status != FollowUp.Status.OPEN:
+            FollowUp.objects.filter(pk=followup.pk).update(status=status)
+        return followup
+
+    return {
+        "overdue": make(agent, "promised_callback", now - dt.timedelta(hours=2)),
+        "aftercare": make(agent, "complaint_aftercare", now + dt.timedelta(days=30)),
+        "specialist": make(complaint_specialist, "promised_callback", now + dt.timedelta(hours=3)),
+        "done": make(agent, "satisfaction", now - dt.timedelta(days=1), FollowUp.Status.DONE),
+    }
+
+
+def _ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
+@pytest.mark.parametrize(
+    ("role", "mine", "everyone"),
+    [
+        ("anonymous", 401, 401),
+        ("agent", 200, 403),
+        ("records_officer", 200, 403),
+        ("handler", 403, 403),
+        ("store_manager", 403, 403),
+        ("complaint_specialist", 200, 200),
+    ],
+)
+def test_list_permission_matrix(request, followups, role, mine, everyone):
+    user = None if role == "anonymous" else request.getfixturevalue(role)
+    client = api_client(user)
+    assert client.get(BASE).status_code == mine
+    response = client.get(BASE, {"scope": "all"})
+    assert response.status_code == everyone
+    if everyone >= 400:
+        assert response.json()["code"] in ("not_authenticated", "permission_denied")
+
+
+def test_list_shows_my_open_followups_soonest_first(agent, followups, customer):
+    client = api_client(agent)
+
+    assert _ids(client.get(BASE)) == [followups["overdue"].pk, followups["aftercare"].pk]
+    row = client.get(BASE).json()["results"][0]
+    assert row["is_overdue"] is True
+    assert row["purpose"] == "promised_callback"
+    assert row["customer"] == {"id": customer.pk, "number": customer.number, "name": "张三"}
+    assert row["assignee"]["id"] == agent.pk
+    assert _ids(client.get(BASE, {"overdue": "true"})) == [followups["overdue"].pk]
+    assert _ids(client.get(BASE, {"overdue": "false"})) == [followups["aftercare"].pk]
+    assert _ids(client.get(BASE, {"purpose": "complaint_aftercare"})) == [followups["aftercare"].pk]
+    response = client.get(BASE, {"purpose": "gossip"})
+    assert response.status_code == 422
+    assert "purpose" in response.json()["errors"]
+
+
+def test_supervisors_see_everyones_and_page_through(complaint_specialist, followups):
+    client = api_client(complaint_specialist)
+    assert _ids(client.get(BASE)) == [followups["specialist"].pk]
+
+    first = client.get(BASE, {"scope": "all", "limit": 2}).json()
+    second = client.get(BASE, {"scope": "all", "limit": 2, "offset": first["next"]}).json()
+
+    assert first["has_more"] is True
+    assert second["has_more"] is False
+    assert second["next"] is None
+    assert [r["id"] for r in first["results"] + second["results"]] == [
+        followups["overdue"].pk,
+        followups["specialist"].pk,
+        followups["aftercare"].pk,
+    ]
+
+
+def test_assignee_completes_their_followup(agent, followups):
+    followup = followups["overdue"]
+
+    response = api_client(agent).post(
+        f"{BASE}/{followup.pk}/complete",
+        {"outcome": "reached", "outcome_note": "顾客已收到退款"},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "done"
+    assert body["outcome"] == "reached"
+    assert body["is_overdue"] is False
+    followup.refresh_from_db()
+    assert followup.completed_by == agent
+    assert followup.outcome_note == "顾客已收到退款"
+    # done: no longer on the list, and it cannot be completed twice
+    assert followup.pk not in _ids(api_client(agent).get(BASE))
+    again = api_client(agent).post(
+        f"{BASE}/{followup.pk}/complete", {"outcome": "reached"}, content_type="application/json"
+    )
+    assert again.status_code == 409
+    assert again.json()["code"] == "followup_not_open"
+
+
+@pytest.mark.parametrize(
+    ("role", "status", "code"),
+    [
+        ("anonymous", 401, "not_authenticated"),
+        ("agent", 404, "followup_not_found"),  # someone else's
+        ("records_officer", 404, "followup_not_found"),
+        ("handler", 403, "permission_denied"),
+        ("store_manager", 403, "permission_denied"),
+        ("complaint_specialist", 200, None),  # holds tickets.assign_ticket
+    ],
+)
+def test_complete_someone_elses_followup(request, followups, role, status, code):
+    followup = followups["specialist"] if role == "agent" else followups["overdue"]
+    user = None if role == "anonymous" else request.getfixturevalue(role)
+
+    response = api_client(user).post(
+        f"{BASE}/{followup.pk}/complete",
+        {"outcome": "not_reached"},
+        content_type="application/json",
+    )
+
+    assert response.status_code == status, response.content
+    followup.refresh_from_db()
+    if code:
+        assert response.json()["code"] == code
+        assert followup.status == FollowUp.Status.OPEN
+    else:
+        assert followup.status == FollowUp.Status.DONE
+
+
+def test_complete_needs_a_known_outcome(agent, followups):
+    followup = followups["overdue"]
+    response = api_client(agent).post(
+        f"{BASE}/{followup.pk}/complete", {"outcome": "maybe"}, content_type="application/json"
+    )
+    assert response.status_code == 422
+    assert list(response.json()["errors"]) == ["outcome"]
+    followup.refresh_from_db()
+    assert followup.status == FollowUp.Status.OPEN
+
+
+def test_unknown_followup_is_404(agent):
+    response = api_client(agent).post(
+        f"{BASE}/999999/complete", {"outcome": "reached"}, content_type="application/json"
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "followup_not_found"
