@@ -1,4 +1,5 @@
 import datetime as dt
+import logging
 import time
 from zoneinfo import ZoneInfo
 
@@ -6,6 +7,8 @@ from django.conf import settings
 
 from kefu.businesstime.clock import WorkCalendar
 from kefu.businesstime.models import BusinessSchedule, CalendarDay
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SCHEDULE = "default"
 
@@ -30,8 +33,18 @@ def work_calendar_get(*, schedule: str = DEFAULT_SCHEDULE) -> WorkCalendar:
     return calendar
 
 
+# What migration 0002 enters; used if the row has gone (deleted, or a test flushed the tables).
+DEFAULT_PERIODS = [["09:00", "12:00"], ["13:30", "18:00"]]
+DEFAULT_WEEKDAYS = [0, 1, 2, 3, 4]
+
+
 def _work_calendar_load(schedule: str) -> WorkCalendar:
-    row = BusinessSchedule.objects.get(name=schedule)
+    row = BusinessSchedule.objects.filter(name=schedule).first()
+    if row is None:
+        logger.warning(
+            "Business schedule %r is missing: 09:00-12:00, 13:30-18:00 Mon-Fri", schedule
+        )
+        row = BusinessSchedule(name=schedule, periods=DEFAULT_PERIODS, weekdays=DEFAULT_WEEKDAYS)
     holidays, workdays = set(), set()
     for day, kind in CalendarDay.objects.values_list("date", "kind"):
         (holidays if kind == CalendarDay.Kind.HOLIDAY else workdays).add(day)

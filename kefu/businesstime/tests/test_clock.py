@@ -129,3 +129,19 @@ def test_calendar_cache_forgets_an_edited_day(db):
     assert work_calendar_get().is_workday(day)
     CalendarDay.objects.create(date=day, kind=CalendarDay.Kind.HOLIDAY, name="公司假日")
     assert not work_calendar_get().is_workday(day)
+
+
+def test_a_missing_schedule_falls_back_to_the_default_hours(db):
+    """Ticket writes keep working if the schedule row is deleted (or a test flushed it)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from kefu.businesstime.models import BusinessSchedule
+    from kefu.businesstime.selectors import work_calendar_get
+
+    BusinessSchedule.objects.all().delete()
+    calendar = work_calendar_get()
+    tz = ZoneInfo("Asia/Shanghai")
+    assert calendar.add(dt.datetime(2026, 11, 24, 11, tzinfo=tz), dt.timedelta(hours=2)) == (
+        dt.datetime(2026, 11, 24, 14, 30, tzinfo=tz)
+    )
