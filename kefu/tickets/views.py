@@ -239,6 +239,8 @@ def _allowed_actions(user: User, ticket: Ticket, open_handoff: TicketHandoff | N
         )
         if lead or handles:
             allowed.add("handoff_answer")
+        if handles:
+            allowed |= {"note", "attach"}
     return allowed
 
 
