@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from kefu.tickets import sla
 from kefu.tickets.models import ExternalEscalation, Ticket, TicketEvent
@@ -15,7 +15,7 @@ from kefu.tickets.models import ExternalEscalation, Ticket, TicketEvent
 METRIC_LABELS = {
     sla.FIRST_RESPONSE: gettext_lazy("First response"),
     sla.NEXT_RESPONSE: gettext_lazy("Next response"),
-    sla.RESOLUTION: gettext_lazy("Resolution"),
+    sla.RESOLUTION: pgettext_lazy("sla metric", "Resolution"),
 }
 SLA_STATE_LABELS = {
     sla.OK: gettext_lazy("On time"),

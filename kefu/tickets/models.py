@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kefu.core.models import TimeStampedModel
 
@@ -299,7 +300,7 @@ class Ticket(TimeStampedModel):
         OTHER = "other", _("Other")
 
     class Severity(models.TextChoices):
-        NORMAL = "normal", _("Normal")
+        NORMAL = "normal", pgettext_lazy("severity", "Normal")
         URGENT = "urgent", _("Urgent")
         MAJOR = "major", _("Major")
 
@@ -310,7 +311,7 @@ class Ticket(TimeStampedModel):
         WAITING_DEPARTMENT = "waiting_department", _("Waiting on department")
         WAITING_CUSTOMER = "waiting_customer", _("Waiting on customer")
         RESOLVED = "resolved", _("Resolved")
-        CLOSED = "closed", _("Closed")
+        CLOSED = "closed", pgettext_lazy("ticket status", "Closed")
 
     class ResolutionType(models.TextChoices):
         REPAIR = "repair", _("Repair")
@@ -490,7 +491,7 @@ class TicketEvent(models.Model):
         SLA_BREACHED = "sla_breached", _("SLA breached")
         RESOLVED = "resolved", _("Resolved")
         ACCEPTANCE = "acceptance", _("Customer's answer recorded")
-        CLOSED = "closed", _("Closed")
+        CLOSED = "closed", pgettext_lazy("ticket status", "Closed")
         REOPENED = "reopened", _("Reopened")
         CALLBACK_PROMISED = "callback_promised", _("Callback promised")
         ATTACHMENT_ADDED = "attachment_added", _("Attachment added")

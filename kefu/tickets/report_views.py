@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from kefu.core.permissions import require_perm
@@ -27,7 +28,7 @@ TEMPLATE = "tickets/report_complaints.html"
 TOTAL_LABELS = {
     "opened": _("Complaints opened"),
     "resolved": _("Resolved within the period"),
-    "closed": _("Closed"),
+    "closed": pgettext_lazy("ticket status", "Closed"),
     "still_open": _("Still open"),
     "reopened": _("Reopened"),
     "major": _("Major complaints"),

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from kefu.accounts.models import Store, User
 from kefu.businesstime.selectors import work_calendar_get
@@ -932,7 +932,7 @@ def _escalate(
 METRIC_LABELS = {
     sla.FIRST_RESPONSE: gettext_lazy("first response"),
     sla.NEXT_RESPONSE: gettext_lazy("next response"),
-    sla.RESOLUTION: gettext_lazy("resolution"),
+    sla.RESOLUTION: pgettext_lazy("sla metric", "resolution"),
 }
 
 
