@@ -7,6 +7,7 @@ from kefu.accounts.models import User
 from kefu.customers.imports import customer_import_rows
 from kefu.customers.models import Customer
 from kefu.demo import data
+from kefu.demo import tickets as demo_tickets
 
 # Customers per import call, so a large --customers does not hold every row in memory at once.
 CHUNK = 10_000
@@ -15,7 +16,8 @@ CHUNK = 10_000
 class Command(BaseCommand):
     help = (
         "Load the demo department: the customer service of a pharmacy chain with four stores, "
-        "22 staff logins (password kefu-demo) and generated customers. Same seed, same data."
+        "22 staff logins (password kefu-demo), generated customers and tickets of the last 60 "
+        "days worked through the ticket workflow. Same seed, same data."
     )
 
     def add_arguments(self, parser):
@@ -24,14 +26,27 @@ class Command(BaseCommand):
             "--customers", type=int, default=5000, help="How many customers (default 5000)."
         )
         parser.add_argument(
+            "--tickets",
+            type=int,
+            default=None,
+            help=(
+                f"How many tickets (default one per 10 customers, at most "
+                f"{demo_tickets.DEFAULT_TICKETS}); 0 loads neither tickets nor their settings."
+            ),
+        )
+        parser.add_argument(
             "--force",
             action="store_true",
             help="Load into a database that already holds other users or customers.",
         )
 
-    def handle(self, *args, seed: int, customers: int, force: bool, **options):
+    def handle(self, *args, seed: int, customers: int, tickets: int | None, force: bool, **options):
         if customers < 0:
             raise CommandError("--customers cannot be negative.")
+        if tickets is None:
+            tickets = min(demo_tickets.DEFAULT_TICKETS, customers // 10)
+        if tickets < 0:
+            raise CommandError("--tickets cannot be negative.")
         taken = set(
             User.objects.filter(username__in=data.USERNAMES).values_list("username", flat=True)
         )
@@ -65,9 +80,15 @@ class Command(BaseCommand):
                         )
                     )
                 created += result.created
+            if tickets and created:
+                demo_tickets.tickets_load(seed=seed, count=tickets)
+            else:
+                tickets = 0
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"Loaded the demo department in {elapsed:.1f} s: {len(data.STORES)} stores, "
-            f"{len(data.STAFF)} staff, {created:,} customers (seed {seed})."
+            f"{len(data.STAFF)} staff, {created:,} customers, {tickets:,} tickets (seed {seed})."
         )
         self.stdout.write(data.LOGINS_HELP)
+        if tickets:
+            self.stdout.write(demo_tickets.HANDLERS_HELP)
