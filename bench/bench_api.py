@@ -137,9 +137,16 @@ def prepare(count: int) -> tuple[str, list[bytes]]:
 
 
 def hammer(
-    *, port: int, key: str, bodies: list[bytes], clients: int, seconds: float
+    *,
+    port: int,
+    key: str,
+    bodies: list[bytes],
+    clients: int,
+    seconds: float,
+    path: str = "/api/v1/customers",
 ) -> tuple[float, list[float], list[tuple[int, bytes]]]:
-    """POST the bodies from `clients` threads until done or out of time."""
+    """POST the bodies to `path` from `clients` threads, each on one keep-alive connection,
+    until done or out of time; every answer but 201 is a failure."""
     lock = threading.Lock()
     position = iter(range(len(bodies)))
     latencies: list[float] = []
@@ -157,7 +164,7 @@ def hammer(
                     return
                 started = time.perf_counter()
                 try:
-                    conn.request("POST", "/api/v1/customers", body=bodies[i], headers=headers)
+                    conn.request("POST", path, body=bodies[i], headers=headers)
                     response = conn.getresponse()
                     body = response.read()
                 except (OSError, http.client.HTTPException) as exc:

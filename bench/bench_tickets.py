@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_api import Server, emit, free_port, log, percentile, server_command  # noqa: E402
+from bench.bench_api import Server, emit, free_port, hammer, log, percentile, server_command  # noqa: E402
 
 PG_SERVER = os.environ.get("KEFU_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PG_DATABASE = "kefu_bench_tickets"
@@ -146,53 +146,6 @@ def create_prepare(count: int) -> tuple[str, list[bytes]]:
     return key, bodies
 
 
-def hammer(
-    *, port: int, key: str, bodies: list[bytes], clients: int, seconds: float
-) -> tuple[float, list[float], list[tuple[int, bytes]]]:
-    """POST the bodies to /api/v1/tickets from `clients` threads until done or out of time."""
-    import threading
-
-    lock = threading.Lock()
-    position = iter(range(len(bodies)))
-    latencies: list[float] = []
-    failures: list[tuple[int, bytes]] = []
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    deadline = time.monotonic() + seconds
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
-            while time.monotonic() < deadline:
-                with lock:
-                    i = next(position, None)
-                if i is None:
-                    return
-                started = time.perf_counter()
-                try:
-                    conn.request("POST", "/api/v1/tickets", body=bodies[i], headers=headers)
-                    response = conn.getresponse()
-                    body = response.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    with lock:
-                        failures.append((0, repr(exc).encode()))
-                    return
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    if response.status != 201:
-                        failures.append((response.status, body[:300]))
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, latencies, failures
-
-
 def has_route(port: int, method: str, path: str) -> bool:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -223,8 +176,14 @@ def run_create(args) -> int:
             emit(metric, None, "req/s", skipped="POST /api/v1/tickets is not in the API yet")
             return 0
         log(f"server up on port {server.port}; {args.clients} clients, {count} tickets")
+        path = "/api/v1/tickets"
         _elapsed, _lat, failures = hammer(
-            port=server.port, key=key, bodies=bodies[:warmup], clients=1, seconds=seconds
+            port=server.port,
+            key=key,
+            bodies=bodies[:warmup],
+            clients=1,
+            seconds=seconds,
+            path=path,
         )
         elapsed, latencies, more = hammer(
             port=server.port,
@@ -232,6 +191,7 @@ def run_create(args) -> int:
             bodies=bodies[warmup:],
             clients=args.clients,
             seconds=seconds,
+            path=path,
         )
         failures += more
         if failures:
