@@ -135,32 +135,12 @@ def _iso(value: str | None) -> dt.datetime | None:
 
 
 def _metric_state(ticket: Ticket, metric: str, now: dt.datetime) -> dict:
-    """One clock of the ticket: running (ok/warning/breached/paused) or how it ended."""
-    due = getattr(ticket, f"{metric}_due_at")
     mark = ticket.sla_marks.get(metric, {})
-    warn_at = _iso(mark.get("warn_at"))
-    state = sla.NONE
-    if sla.is_pending(ticket, metric):
-        if ticket.sla_paused_at is not None:
-            state = sla.PAUSED
-        elif now >= due:
-            state = sla.BREACHED
-        elif warn_at and now >= warn_at:
-            state = sla.WARNING
-        else:
-            state = sla.OK
-    elif due is not None:
-        done_at = {
-            sla.FIRST_RESPONSE: ticket.first_responded_at,
-            sla.RESOLUTION: ticket.resolved_at,
-        }.get(metric)
-        if done_at is not None:
-            state = sla.MET if done_at <= due else sla.MISSED
     return {
         "metric": metric,
-        "state": state,
-        "due_at": due,
-        "warn_at": warn_at,
+        "state": sla.metric_state(ticket, metric, now=now),
+        "due_at": getattr(ticket, f"{metric}_due_at"),
+        "warn_at": _iso(mark.get("warn_at")),
         "breached_at": _iso(mark.get("breached_at")),
     }
 

@@ -187,32 +187,12 @@ class Clock:
     state_label: str
 
 
-def _clock_state(ticket: Ticket, metric: str, *, now: dt.datetime) -> str:
-    due = getattr(ticket, f"{metric}_due_at")
-    if sla.is_pending(ticket, metric):
-        if ticket.sla_paused_at is not None:
-            return sla.PAUSED
-        if now >= due:
-            return sla.BREACHED
-        warn = ticket.sla_marks.get(metric, {}).get("warn_at")
-        if warn and now >= dt.datetime.fromisoformat(warn):
-            return sla.WARNING
-        return sla.OK
-    done_at = {sla.FIRST_RESPONSE: ticket.first_responded_at, sla.RESOLUTION: ticket.resolved_at}
-    finished = done_at.get(metric)
-    if due is not None and finished is not None:
-        return sla.MET if finished <= due else sla.MISSED
-    if ticket.sla_marks.get(metric, {}).get("breached_at"):
-        return sla.MISSED
-    return sla.NONE
-
-
 def sla_clocks(ticket: Ticket, *, now: dt.datetime) -> list[Clock]:
     """First response, next response and resolution: due time and state of each that is set."""
     clocks = []
     for metric in sla.METRICS:
         due = getattr(ticket, f"{metric}_due_at")
-        state = _clock_state(ticket, metric, now=now)
+        state = sla.metric_state(ticket, metric, now=now)
         if due is None and state == sla.NONE:
             continue
         clocks.append(Clock(metric, str(METRIC_LABELS[metric]), due, state, state_label(state)))

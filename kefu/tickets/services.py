@@ -193,6 +193,11 @@ def _clock(ticket: Ticket) -> sla.Clock:
     return work_calendar_get()
 
 
+def _leads(ticket: Ticket) -> list[User]:
+    """The supervisors and the managers: told of major and externally escalated complaints."""
+    return staff_to_escalate(level=1, ticket=ticket) + staff_to_escalate(level=2, ticket=ticket)
+
+
 def _title(ticket: Ticket, text: str) -> str:
     return f"{ticket.number} {text}：{ticket.subject}"
 
@@ -451,7 +456,7 @@ def ticket_create(
     ticket.save()
     if ticket.severity == Ticket.Severity.MAJOR:
         _notify(
-            staff_to_escalate(level=1, ticket=ticket) + staff_to_escalate(level=2, ticket=ticket),
+            _leads(ticket),
             "ticket_major",
             ticket,
             _("Major %(type)s opened") % {"type": ticket.get_type_display()},
@@ -1487,7 +1492,7 @@ def ticket_escalate_external(
         data={"body": body, "reference": escalation.reference, "notes": escalation.notes},
     )
     _notify(
-        staff_to_escalate(level=1, ticket=ticket) + staff_to_escalate(level=2, ticket=ticket),
+        _leads(ticket),
         "external_escalation",
         ticket,
         _("taken to %(body)s") % {"body": escalation.get_body_display()},
@@ -1497,7 +1502,7 @@ def ticket_escalate_external(
 
 
 @transaction.atomic
-def queue_duty_set(*, actor: User, on_duty: bool, now: dt.datetime | None = None) -> int:
+def queue_duty_set(*, actor: User, on_duty: bool) -> int:
     """An agent goes on or off duty in every queue they belong to; only agents on duty take
     round-robin tickets. Returns the number of queues changed."""
     require_perm(actor, "tickets.change_ticket")

@@ -177,6 +177,30 @@ def fire_due(ticket: Ticket, *, now: dt.datetime) -> list[tuple[str, str]]:
     return fired
 
 
+def metric_state(ticket: Ticket, metric: str, *, now: dt.datetime) -> str:
+    """One clock of the ticket: running (ok / warning / breached / paused), or how it ended
+    (met / missed), or none."""
+    due = getattr(ticket, _due_field(metric))
+    mark = ticket.sla_marks.get(metric, {})
+    if is_pending(ticket, metric):
+        if ticket.sla_paused_at is not None:
+            return PAUSED
+        if now >= due:
+            return BREACHED
+        warn = _parse(mark.get("warn_at"))
+        if warn and now >= warn:
+            return WARNING
+        return OK
+    finished = {FIRST_RESPONSE: ticket.first_responded_at, RESOLUTION: ticket.resolved_at}.get(
+        metric
+    )
+    if due is not None and finished is not None:
+        return MET if finished <= due else MISSED
+    if mark.get("breached_at"):
+        return MISSED
+    return NONE
+
+
 @dataclass(frozen=True)
 class SlaState:
     state: str

@@ -642,3 +642,17 @@ def test_duty_needs_login_and_post(client, agent):
     assert client.post("/tickets/duty/", {"on_duty": "0"}).status_code == 302  # to login
     client.force_login(agent)
     assert client.get("/tickets/duty/").status_code == 405
+
+
+def test_customer_profile_shows_the_tickets_on_its_timeline(client, agent, customer):
+    """The customer's timeline lists the ticket with a link, and offers a new ticket for them."""
+    from kefu.tickets import services
+
+    ticket = services.ticket_create(
+        actor=agent, data={"type": "complaint", "subject": "买到过期药品", "customer": customer.pk}
+    )
+    client.force_login(agent)
+    page = client.get(customer.get_absolute_url()).content.decode()
+    assert f'href="{ticket.get_absolute_url()}"' in page
+    assert ticket.number in page
+    assert f"/tickets/new/?customer={customer.pk}" in page
