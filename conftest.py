@@ -5,6 +5,7 @@ pytest_plugins = [
     "kefu.customers.tests.fixtures",
     "kefu.notifications.tests.fixtures",
     "kefu.tickets.tests.fixtures",
+    "kefu.conversations.tests.fixtures",
 ]
 
 

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django_filters",
     "template_partials",
     "ninja",
+    "channels",
     "huey.contrib.djhuey",
     "kefu.core",
     "kefu.accounts",
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "kefu.notifications",
     "kefu.tickets",
     "kefu.followups",
+    "kefu.conversations",
     "kefu.demo",
 ]
 
@@ -189,6 +191,18 @@ HUEY = {
 # Daily backup by the worker (PRODUCT §2.12): hour in Asia/Shanghai, empty to switch it off.
 BACKUP_DAILY_HOUR = os.environ.get("KEFU_BACKUP_DAILY_HOUR", "2")
 BACKUP_KEEP = int(os.environ.get("KEFU_BACKUP_KEEP", "14"))
+
+# --- Real time: Django Channels; in-memory in one process, Redis across processes -----------------
+CHANNEL_LAYERS = {
+    "default": (
+        {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "kefu"},
+        }
+        if REDIS_URL
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    )
+}
 
 # --- Email: notifications go out by SMTP when KEFU_SMTP_HOST is set, else they stay in the app ---
 SMTP_ENABLED = bool(os.environ.get("KEFU_SMTP_HOST"))

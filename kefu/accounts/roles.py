@@ -41,6 +41,25 @@ _TICKET_WORK = [
     "followups.view_followup",
     "followups.change_followup",
 ]
+# Consultations: answering chats, recording calls; leads reassign and see every chat.
+_CHAT_WORK = [
+    "conversations.view_conversation",
+    "conversations.reply_conversation",
+    "conversations.view_callrecord",
+    "conversations.add_callrecord",
+]
+_CHAT_LEAD = [
+    "conversations.assign_conversation",
+    "conversations.view_all_conversations",
+    "conversations.add_quickreply",
+    "conversations.change_quickreply",
+    "conversations.delete_quickreply",
+]
+_CHAT_CONFIG = [
+    f"conversations.{action}_{model}"
+    for model in ("channel", "inboxqueue")
+    for action in ("view", "add", "change", "delete")
+]
 _TICKET_LEAD = ["tickets.assign_ticket", "tickets.close_complaint", "tickets.view_ticket_report"]
 _TICKET_CONFIG = [
     f"tickets.{action}_{model}"
@@ -65,31 +84,37 @@ _SYSTEM = [
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    Role.AGENT: _CUSTOMER_WORK + _TICKET_WORK,
-    Role.COMPLAINT_SPECIALIST: _CUSTOMER_WORK + _TICKET_WORK + _TICKET_LEAD,
+    Role.AGENT: _CUSTOMER_WORK + _TICKET_WORK + _CHAT_WORK,
+    Role.COMPLAINT_SPECIALIST: _CUSTOMER_WORK + _TICKET_WORK + _TICKET_LEAD + _CHAT_WORK,
     Role.RECORDS_OFFICER: _CUSTOMER_WORK
     + _FULL_CONTACT
     + _ARCHIVE_ADMIN
     + ["tickets.view_ticket", "tickets.view_all_tickets", "followups.view_followup"],
-    Role.VIP_SPECIALIST: _CUSTOMER_WORK + _FULL_CONTACT + _TICKET_WORK,
+    Role.VIP_SPECIALIST: _CUSTOMER_WORK + _FULL_CONTACT + _TICKET_WORK + _CHAT_WORK,
     Role.SUPERVISOR: _CUSTOMER_WORK
     + _FULL_CONTACT
     + ["customers.merge_customer"]
     + _AUDIT
     + _TICKET_WORK
-    + _TICKET_LEAD,
+    + _TICKET_LEAD
+    + _CHAT_WORK
+    + _CHAT_LEAD,
     Role.MANAGER: _CUSTOMER_WORK
     + _FULL_CONTACT
     + _ARCHIVE_ADMIN
     + _AUDIT
     + _TICKET_WORK
-    + _TICKET_LEAD,
+    + _TICKET_LEAD
+    + _CHAT_WORK
+    + _CHAT_LEAD,
     Role.DIRECTOR: _CUSTOMER_WORK
     + _FULL_CONTACT
     + _ARCHIVE_ADMIN
     + _AUDIT
     + _TICKET_WORK
-    + _TICKET_LEAD,
+    + _TICKET_LEAD
+    + _CHAT_WORK
+    + _CHAT_LEAD,
     Role.STORE_MANAGER: [
         "customers.view_customer",
         "customers.add_customer",
@@ -105,6 +130,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_AUDIT,
         *_SYSTEM,
         *_TICKET_CONFIG,
+        *_CHAT_CONFIG,
         "tickets.view_ticket",
         "tickets.view_all_tickets",
     ],

@@ -248,6 +248,9 @@ class CustomerEvent(models.Model):
         TICKET_RESOLVED = "ticket_resolved", _("Ticket resolved")
         TICKET_CLOSED = "ticket_closed", _("Ticket closed")
         TICKET_REOPENED = "ticket_reopened", _("Ticket reopened")
+        CONVERSATION_STARTED = "conversation_started", _("Conversation started")
+        CONVERSATION_CLOSED = "conversation_closed", _("Conversation closed")
+        CALL_RECORDED = "call_recorded", _("Call")
 
     customer = models.ForeignKey(Customer, models.CASCADE, related_name="events")
     kind = models.CharField(max_length=30, choices=Kind.choices)

@@ -26,12 +26,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers",
             type=int,
-            default=int(os.environ.get("KEFU_WEB_WORKERS", str(min(os.cpu_count() or 1, 4)))),
-            help="Web server processes (KEFU_WEB_WORKERS; default: one per core, at most 4).",
+            default=int(os.environ.get("KEFU_WEB_WORKERS", "0")),
+            help=(
+                "Web server processes (KEFU_WEB_WORKERS). Default: one per core, at most 4, with"
+                " Redis (KEFU_REDIS_URL); one without, since live chat then runs in one process."
+            ),
         )
 
     def handle(self, *args, host, port, no_demo, no_worker, workers, **options):
         import uvicorn
+
+        if workers <= 0:
+            workers = min(os.cpu_count() or 1, 4) if settings.REDIS_URL else 1
 
         call_command("compiletranslations", verbosity=0)
         call_command("migrate", interactive=False, verbosity=0)

@@ -1,0 +1,291 @@
+"""Consultations: receiving, routing, answering, the 000 rules, closing and rating."""
+
+import pytest
+
+from kefu.conversations.adapters import Inbound, Sender
+from kefu.conversations.models import (
+    AgentStatus,
+    CallRecord,
+    Conversation,
+    ConversationEvent,
+    Message,
+)
+from kefu.conversations.services import (
+    agent_status_set,
+    call_record,
+    conversation_close,
+    conversation_rate,
+    conversation_timers_run,
+    conversation_transfer,
+    conversation_wait_check,
+    message_receive,
+    message_send,
+    note_add,
+    quick_reply_render,
+    quick_reply_save,
+)
+from kefu.core.exceptions import Conflict, Forbidden, ValidationFailed
+from kefu.customers.models import CustomerEvent
+from kefu.followups.models import FollowUp
+from kefu.notifications.models import Notification
+from kefu.tickets.tests.fixtures import at
+
+MONDAY_10 = at(2026, 11, 30, 10)
+pytestmark = pytest.mark.django_db
+
+
+def _say(channel, body, *, key="visitor:abc", external_id="", now=MONDAY_10, **sender):
+    return message_receive(
+        channel=channel,
+        inbound=Inbound(sender=Sender(key=key, **sender), body=body, external_id=external_id),
+        now=now,
+    )
+
+
+def test_first_message_opens_a_conversation_routed_and_greeted(web_chat, online_agent):
+    # when
+    received = _say(web_chat, "在吗？", name="张女士", phone="13812345678")
+    # then
+    conversation = received.conversation
+    assert received.created
+    assert conversation.status == Conversation.Status.OPEN
+    assert conversation.assignee == online_agent
+    assert conversation.customer.name == "张女士"
+    assert conversation.customer.contacts.get().value == "+8613812345678"
+    assert conversation.waiting_since == MONDAY_10
+    assert [m.body for m in received.automatic] == [web_chat.greeting]
+    assert conversation.greeted_at == MONDAY_10
+    assert CustomerEvent.objects.filter(
+        customer=conversation.customer, kind=CustomerEvent.Kind.CONVERSATION_STARTED
+    ).exists()
+
+
+def test_next_messages_join_the_open_conversation_and_retries_are_stored_once(
+    web_chat, online_agent
+):
+    first = _say(web_chat, "在吗？", external_id="m1")
+    # when: the same message again, then a new one
+    again = _say(web_chat, "在吗？", external_id="m1")
+    second = _say(web_chat, "想问下营业时间", external_id="m2")
+    # then
+    assert not again.created
+    assert again.message.pk == first.message.pk
+    assert second.conversation.pk == first.conversation.pk
+    assert Message.objects.filter(direction=Message.Direction.IN).count() == 2
+
+
+def test_known_phone_matches_the_existing_customer(web_chat, online_agent):
+    first = _say(web_chat, "你好", key="visitor:1", name="李先生", phone="13900001111")
+    # when: another visitor gives the same phone
+    other = _say(web_chat, "你好", key="visitor:2", name="李", phone="139 0000 1111")
+    # then
+    assert other.conversation.customer == first.conversation.customer
+
+
+def test_no_agent_online_sends_the_away_reply_and_marks_an_offline_message(web_chat, second_agent):
+    received = _say(web_chat, "有人吗")
+    conversation = received.conversation
+    assert conversation.status == Conversation.Status.QUEUED
+    assert conversation.is_offline
+    assert received.automatic[0].body == f"{web_chat.greeting}\n{web_chat.away_message}"
+    # when: an agent comes online
+    agent_status_set(actor=second_agent, status=AgentStatus.Status.ONLINE, now=MONDAY_10)
+    # then: the offline message is handed to them
+    conversation.refresh_from_db()
+    assert conversation.assignee == second_agent
+
+
+def test_outside_business_hours_the_away_reply_is_sent(web_chat, online_agent):
+    received = _say(web_chat, "在吗", now=at(2026, 11, 30, 21))
+    assert web_chat.away_message in received.automatic[0].body
+
+
+def test_offline_messages_are_handed_out_first(web_chat, second_agent):
+    late = _say(web_chat, "晚上好", key="visitor:late", now=at(2026, 11, 29, 22))
+    AgentStatus.objects.filter(user=second_agent).update(capacity=1)
+    assert late.conversation.is_offline
+    agent_status_set(actor=second_agent, status=AgentStatus.Status.ONLINE, now=MONDAY_10)
+    late.conversation.refresh_from_db()
+    assert late.conversation.assignee == second_agent
+
+
+def test_least_busy_assignment(web_chat, online_agent, second_agent):
+    AgentStatus.objects.filter(user=second_agent).update(status=AgentStatus.Status.ONLINE)
+    a = _say(web_chat, "1", key="visitor:a").conversation
+    b = _say(web_chat, "2", key="visitor:b").conversation
+    assert {a.assignee, b.assignee} == {online_agent, second_agent}
+
+
+def test_capacity_full_leaves_the_chat_waiting(web_chat, online_agent):
+    AgentStatus.objects.filter(user=online_agent).update(capacity=1)
+    _say(web_chat, "1", key="visitor:a")
+    second = _say(web_chat, "2", key="visitor:b").conversation
+    assert second.status == Conversation.Status.QUEUED
+    assert second.assignee is None
+
+
+def test_agent_answer_clears_the_wait_and_counts_first_response(web_chat, online_agent):
+    conversation = _say(web_chat, "在吗").conversation
+    # when
+    reply = message_send(
+        actor=online_agent,
+        conversation_id=conversation.pk,
+        body="您好",
+        now=at(2026, 11, 30, 10, 0),
+    )
+    # then
+    conversation.refresh_from_db()
+    assert reply.status == Message.Status.SENT  # web chat: the socket delivers it
+    assert conversation.waiting_since is None
+    assert conversation.first_response_at is not None
+
+
+def test_another_agent_cannot_answer_but_the_supervisor_can(
+    web_chat, online_agent, second_agent, chat_supervisor
+):
+    conversation = _say(web_chat, "在吗").conversation
+    with pytest.raises(Forbidden):
+        message_send(actor=second_agent, conversation_id=conversation.pk, body="我来")
+    message_send(actor=chat_supervisor, conversation_id=conversation.pk, body="主管回复")
+
+
+def test_empty_answer_names_the_field(web_chat, online_agent):
+    conversation = _say(web_chat, "在吗").conversation
+    with pytest.raises(ValidationFailed) as exc:
+        message_send(actor=online_agent, conversation_id=conversation.pk, body="  ")
+    assert "body" in exc.value.errors
+
+
+def test_notes_are_not_customer_messages(web_chat, online_agent):
+    conversation = _say(web_chat, "在吗").conversation
+    note = note_add(actor=online_agent, conversation_id=conversation.pk, body="老客户，态度急")
+    assert note.direction == Message.Direction.NOTE
+    assert not note.is_visible_to_customer
+
+
+def test_wait_alerts_agent_after_60s_then_supervisor(web_chat, online_agent, chat_supervisor):
+    conversation = _say(web_chat, "在吗").conversation
+    assert (
+        conversation_wait_check(conversation_id=conversation.pk, now=at(2026, 11, 30, 10, 0, 59))
+        == 0
+    )
+    # when: a minute passes
+    assert (
+        conversation_wait_check(conversation_id=conversation.pk, now=at(2026, 11, 30, 10, 1)) == 1
+    )
+    assert Notification.objects.filter(recipient=online_agent, kind="conversation_waiting").exists()
+    assert not Notification.objects.filter(recipient=chat_supervisor).exists()
+    # when: two minutes, through the periodic pass
+    assert conversation_timers_run(now=at(2026, 11, 30, 10, 2)) == 1
+    assert (
+        Notification.objects.filter(recipient=chat_supervisor, kind="conversation_waiting").count()
+        == 1
+    )
+    # then: nothing fires twice
+    assert conversation_timers_run(now=at(2026, 11, 30, 10, 5)) == 0
+    assert ConversationEvent.objects.filter(kind=ConversationEvent.Kind.WAIT_ALERT).count() == 2
+
+
+def test_transfer_to_agent_and_to_queue(web_chat, online_agent, second_agent, chat_queue):
+    conversation = _say(web_chat, "在吗").conversation
+    conversation_transfer(
+        actor=online_agent,
+        conversation_id=conversation.pk,
+        agent_id=second_agent.pk,
+        note="售后问题",
+    )
+    conversation.refresh_from_db()
+    assert conversation.assignee == second_agent
+    with pytest.raises(Forbidden):
+        conversation_transfer(
+            actor=online_agent, conversation_id=conversation.pk, agent_id=online_agent.pk
+        )
+    conversation_transfer(
+        actor=second_agent, conversation_id=conversation.pk, queue_id=chat_queue.pk
+    )
+    conversation.refresh_from_db()
+    assert conversation.assignee == online_agent  # routed again: the only online agent
+
+
+def test_close_records_the_consultation_and_the_customer_rates(web_chat, online_agent):
+    conversation = _say(web_chat, "想预约到店").conversation
+    message_send(actor=online_agent, conversation_id=conversation.pk, body="好的")
+    with pytest.raises(ValidationFailed) as exc:
+        conversation_close(
+            actor=online_agent, conversation_id=conversation.pk, topic="", outcome="x"
+        )
+    assert set(exc.value.errors) == {"topic", "outcome"}
+    conversation_close(
+        actor=online_agent,
+        conversation_id=conversation.pk,
+        topic="预约到店",
+        outcome=Conversation.Outcome.APPOINTMENT,
+        now=at(2026, 11, 30, 10, 10),
+    )
+    conversation.refresh_from_db()
+    assert conversation.is_closed
+    assert conversation.messages.filter(data__survey=True).exists()
+    # when
+    conversation_rate(conversation_id=conversation.pk, rating=5, comment="很耐心")
+    # then
+    conversation.refresh_from_db()
+    assert (conversation.rating, conversation.rated_agent) == (5, online_agent)
+    with pytest.raises(Conflict):
+        conversation_rate(conversation_id=conversation.pk, rating=1)
+    # a new message after closing starts a new conversation
+    assert _say(web_chat, "还有个问题").conversation.pk != conversation.pk
+
+
+def test_rating_out_of_range_names_the_field(web_chat, online_agent):
+    conversation = _say(web_chat, "在吗").conversation
+    with pytest.raises(ValidationFailed) as exc:
+        conversation_rate(conversation_id=conversation.pk, rating=6)
+    assert "rating" in exc.value.errors
+
+
+def test_missed_call_creates_a_callback_due_at_once(agent):
+    call, created = call_record(
+        actor=agent,
+        data={"phone": "13812345678", "result": "missed", "external_id": "cdr-1"},
+        now=MONDAY_10,
+    )
+    assert created
+    assert call.callback.purpose == FollowUp.Purpose.PROMISED_CALLBACK
+    assert call.callback.due_at == MONDAY_10
+    assert call.callback.assignee == agent
+    again, created_again = call_record(
+        actor=agent, data={"phone": "13812345678", "result": "missed", "external_id": "cdr-1"}
+    )
+    assert not created_again
+    assert again.pk == call.pk
+    assert FollowUp.objects.count() == 1
+    assert CustomerEvent.objects.filter(kind=CustomerEvent.Kind.CALL_RECORDED).count() == 1
+
+
+def test_answered_call_has_no_callback_and_bad_input_names_fields(agent):
+    call, _ = call_record(
+        actor=agent, data={"phone": "13812345678", "result": "answered"}, now=MONDAY_10
+    )
+    assert call.callback is None
+    assert call.agent == agent
+    with pytest.raises(ValidationFailed) as exc:
+        call_record(actor=agent, data={"phone": "", "result": "maybe", "recording_url": "ftp://x"})
+    assert set(exc.value.errors) == {"phone", "result", "recording_url"}
+    assert CallRecord.objects.count() == 1
+
+
+def test_quick_reply_variables(web_chat, online_agent):
+    reply = quick_reply_save(
+        actor=online_agent,
+        data={"shortcut": "/hi", "title": "问候", "body": "{customer_name}您好，我是{agent_name}"},
+    )
+    conversation = _say(web_chat, "在吗", name="张女士").conversation
+    assert (
+        quick_reply_render(reply, conversation=conversation, agent=online_agent)
+        == "张女士您好，我是小王"
+    )
+    with pytest.raises(ValidationFailed) as exc:
+        quick_reply_save(
+            actor=online_agent, data={"shortcut": "hi there!", "title": "x", "body": "{foo}"}
+        )
+    assert set(exc.value.errors) == {"shortcut", "body"}
