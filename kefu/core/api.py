@@ -10,6 +10,7 @@ from ninja.security import SessionAuth
 
 from kefu.accounts.api import TokenAuth
 from kefu.accounts.api import router as accounts_router
+from kefu.conversations.api import router as conversations_router
 from kefu.core.exceptions import DomainError
 from kefu.customers.api import router as customers_router
 from kefu.followups.api import router as followups_router
@@ -29,6 +30,7 @@ api.add_router("/accounts", accounts_router)
 api.add_router("/customers", customers_router)
 api.add_router("/tickets", tickets_router)
 api.add_router("/followups", followups_router)
+api.add_router("/conversations", conversations_router)
 api.add_router("/notifications", notifications_router)
 
 
