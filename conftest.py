@@ -6,6 +6,7 @@ pytest_plugins = [
     "kefu.notifications.tests.fixtures",
     "kefu.tickets.tests.fixtures",
     "kefu.conversations.tests.fixtures",
+    "kefu.conversations.tests.live_server",
 ]
 
 

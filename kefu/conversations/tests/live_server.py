@@ -1,0 +1,1 @@
+"""Fixtures that serve the ASGI app (HTTP and WebSockets) on loopback for tests."""
