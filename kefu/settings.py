@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "kefu.tickets",
     "kefu.followups",
     "kefu.conversations",
+    "kefu.campaigns",
     "kefu.demo",
 ]
 
@@ -221,6 +222,31 @@ EMAIL_TIMEOUT = 20
 DEFAULT_FROM_EMAIL = os.environ.get("KEFU_EMAIL_FROM", "kefu@localhost")
 # Where links in emails and customer status links point (scheme and host, no trailing slash).
 BASE_URL = os.environ.get("KEFU_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- Inbound e-mail: `kefu smtp` receives mail for the e-mail channels; IMAP mailboxes are polled -
+SMTP_LISTEN_HOST = os.environ.get("KEFU_SMTP_LISTEN_HOST", "127.0.0.1")
+SMTP_LISTEN_PORT = int(os.environ.get("KEFU_SMTP_LISTEN_PORT", "2525"))
+# A larger mail is refused (SMTP 552) or, from IMAP, left in the mailbox marked read.
+INBOUND_MAIL_MAX_BYTES = int(os.environ.get("KEFU_INBOUND_MAIL_MAX_BYTES", str(25 * 1024 * 1024)))
+# Minutes between two polls of the IMAP mailboxes of the e-mail channels (1 to 59).
+IMAP_POLL_MINUTES = min(max(int(os.environ.get("KEFU_IMAP_POLL_MINUTES", "2")), 1), 59)
+
+# --- Bulk messages: where each kind leaves and how fast -----------------------------------------
+# "outbox" records messages in the app (the default); e-mail goes over SMTP when KEFU_SMTP_HOST is
+# set; a provider adapter is a dotted path (see kefu/campaigns/gateways.py).
+CAMPAIGN_GATEWAYS = {
+    "sms": os.environ.get("KEFU_SMS_GATEWAY", "outbox"),
+    "email": os.environ.get("KEFU_EMAIL_GATEWAY", "smtp" if SMTP_ENABLED else "outbox"),
+    "wechat": os.environ.get("KEFU_WECHAT_GATEWAY", "outbox"),
+}
+# Messages per second each gateway may take (providers cap them; 0: no limit).
+CAMPAIGN_RATES = {
+    "sms": int(os.environ.get("KEFU_SMS_RATE", "50")),
+    "email": int(os.environ.get("KEFU_EMAIL_RATE", "10")),
+    "wechat": int(os.environ.get("KEFU_WECHAT_RATE", "100")),
+}
+# Hour of the day (Asia/Shanghai) the worker sends birthday and holiday greetings.
+GREETING_HOUR = int(os.environ.get("KEFU_GREETING_HOUR", "9"))
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("KEFU_SECURE_COOKIES", False)

@@ -60,6 +60,19 @@ _CHAT_CONFIG = [
     for model in ("channel", "inboxqueue")
     for action in ("view", "add", "change", "delete")
 ]
+# Bulk messages and member care: the records officer runs them, managers too.
+_CAMPAIGNS = [
+    "campaigns.view_campaign",
+    "campaigns.add_campaign",
+    "campaigns.send_campaign",
+    "campaigns.view_segment",
+    "campaigns.change_segment",
+    "campaigns.view_messagetemplate",
+    "campaigns.change_messagetemplate",
+    "campaigns.view_outboxmessage",
+    "campaigns.add_optout",
+]
+_MEMBER_CARE = ["campaigns.add_memberbenefit", "campaigns.view_memberbenefit", "campaigns.add_optout"]
 _TICKET_LEAD = ["tickets.assign_ticket", "tickets.close_complaint", "tickets.view_ticket_report"]
 _TICKET_CONFIG = [
     f"tickets.{action}_{model}"
@@ -84,12 +97,13 @@ _SYSTEM = [
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    Role.AGENT: _CUSTOMER_WORK + _TICKET_WORK + _CHAT_WORK,
+    Role.AGENT: _CUSTOMER_WORK + _TICKET_WORK + _CHAT_WORK + _MEMBER_CARE,
     Role.COMPLAINT_SPECIALIST: _CUSTOMER_WORK + _TICKET_WORK + _TICKET_LEAD + _CHAT_WORK,
     Role.RECORDS_OFFICER: _CUSTOMER_WORK
     + _FULL_CONTACT
     + _ARCHIVE_ADMIN
-    + ["tickets.view_ticket", "tickets.view_all_tickets", "followups.view_followup"],
+    + ["tickets.view_ticket", "tickets.view_all_tickets", "followups.view_followup"]
+    + _CAMPAIGNS,
     Role.VIP_SPECIALIST: _CUSTOMER_WORK + _FULL_CONTACT + _TICKET_WORK + _CHAT_WORK,
     Role.SUPERVISOR: _CUSTOMER_WORK
     + _FULL_CONTACT
@@ -106,7 +120,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _TICKET_WORK
     + _TICKET_LEAD
     + _CHAT_WORK
-    + _CHAT_LEAD,
+    + _CHAT_LEAD
+    + _CAMPAIGNS,
     Role.DIRECTOR: _CUSTOMER_WORK
     + _FULL_CONTACT
     + _ARCHIVE_ADMIN

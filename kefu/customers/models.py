@@ -101,6 +101,15 @@ class Customer(TimeStampedModel):
     )
     member_since = models.DateField(_("member since"), null=True, blank=True)
     notes = models.TextField(_("notes"), blank=True)
+    # Purchase rhythm and the churn rule (no purchase or contact for longer than the usual
+    # interval): churn_due_on = max(last purchase, last contact) + interval, kept by
+    # customer_touch so the records officer's list is one indexed comparison.
+    last_purchase_on = models.DateField(_("last purchase"), null=True, blank=True)
+    purchase_interval_days = models.PositiveIntegerField(
+        _("usual days between purchases"), null=True, blank=True
+    )
+    last_contact_on = models.DateField(_("last contact"), null=True, blank=True)
+    churn_due_on = models.DateField(null=True, blank=True, db_index=True, editable=False)
     custom_fields = models.JSONField(_("custom fields"), default=dict, blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="customers", verbose_name=_("tags"))
     merged_into = models.ForeignKey(

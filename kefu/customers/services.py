@@ -508,6 +508,47 @@ def customer_update(
     return customer
 
 
+# When a customer's own purchase rhythm is unknown, this is their usual interval.
+DEFAULT_PURCHASE_INTERVAL_DAYS = 90
+
+
+def churn_due(
+    *, last_purchase_on: dt.date | None, last_contact_on: dt.date | None, interval: int | None
+) -> dt.date | None:
+    """The day a customer turns into a churn risk: their usual interval after the later of the
+    last purchase and the last contact; None for someone who never bought."""
+    if last_purchase_on is None:
+        return None
+    latest = max(d for d in (last_purchase_on, last_contact_on) if d is not None)
+    return latest + dt.timedelta(days=interval or DEFAULT_PURCHASE_INTERVAL_DAYS)
+
+
+def customer_touch(*, customer_id: int, on: dt.date, purchase: bool = False) -> None:
+    """Record a contact (chat, call, follow-up reached) or a purchase on `on`, moving the day the
+    customer would count as a churn risk. Runs inside the caller's transaction."""
+    customer = (
+        Customer.objects.filter(pk=customer_id)
+        .only("last_purchase_on", "last_contact_on", "purchase_interval_days")
+        .first()
+    )
+    if customer is None:
+        return
+    if purchase and (customer.last_purchase_on is None or on > customer.last_purchase_on):
+        customer.last_purchase_on = on
+    if customer.last_contact_on is None or on > customer.last_contact_on:
+        customer.last_contact_on = on
+    due = churn_due(
+        last_purchase_on=customer.last_purchase_on,
+        last_contact_on=customer.last_contact_on,
+        interval=customer.purchase_interval_days,
+    )
+    Customer.objects.filter(pk=customer_id).update(
+        last_purchase_on=customer.last_purchase_on,
+        last_contact_on=customer.last_contact_on,
+        churn_due_on=due,
+    )
+
+
 @transaction.atomic
 def customer_change_lifecycle(
     *,
