@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "kefu.followups",
     "kefu.conversations",
     "kefu.campaigns",
+    "kefu.appointments",
     "kefu.demo",
 ]
 

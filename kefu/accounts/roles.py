@@ -72,7 +72,16 @@ _CAMPAIGNS = [
     "campaigns.view_outboxmessage",
     "campaigns.add_optout",
 ]
-_MEMBER_CARE = ["campaigns.add_memberbenefit", "campaigns.view_memberbenefit", "campaigns.add_optout"]
+_APPOINTMENTS = [
+    "appointments.view_appointment",
+    "appointments.add_appointment",
+    "appointments.change_appointment",
+]
+_MEMBER_CARE = [
+    "campaigns.add_memberbenefit",
+    "campaigns.view_memberbenefit",
+    "campaigns.add_optout",
+]
 _TICKET_LEAD = ["tickets.assign_ticket", "tickets.close_complaint", "tickets.view_ticket_report"]
 _TICKET_CONFIG = [
     f"tickets.{action}_{model}"
@@ -97,14 +106,19 @@ _SYSTEM = [
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    Role.AGENT: _CUSTOMER_WORK + _TICKET_WORK + _CHAT_WORK + _MEMBER_CARE,
+    Role.AGENT: _CUSTOMER_WORK + _TICKET_WORK + _CHAT_WORK + _MEMBER_CARE + _APPOINTMENTS,
     Role.COMPLAINT_SPECIALIST: _CUSTOMER_WORK + _TICKET_WORK + _TICKET_LEAD + _CHAT_WORK,
     Role.RECORDS_OFFICER: _CUSTOMER_WORK
     + _FULL_CONTACT
     + _ARCHIVE_ADMIN
     + ["tickets.view_ticket", "tickets.view_all_tickets", "followups.view_followup"]
     + _CAMPAIGNS,
-    Role.VIP_SPECIALIST: _CUSTOMER_WORK + _FULL_CONTACT + _TICKET_WORK + _CHAT_WORK,
+    Role.VIP_SPECIALIST: _CUSTOMER_WORK
+    + _FULL_CONTACT
+    + _TICKET_WORK
+    + _CHAT_WORK
+    + _APPOINTMENTS
+    + _MEMBER_CARE,
     Role.SUPERVISOR: _CUSTOMER_WORK
     + _FULL_CONTACT
     + ["customers.merge_customer"]
@@ -112,7 +126,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _TICKET_WORK
     + _TICKET_LEAD
     + _CHAT_WORK
-    + _CHAT_LEAD,
+    + _CHAT_LEAD
+    + _APPOINTMENTS
+    + _MEMBER_CARE,
     Role.MANAGER: _CUSTOMER_WORK
     + _FULL_CONTACT
     + _ARCHIVE_ADMIN
@@ -121,7 +137,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _TICKET_LEAD
     + _CHAT_WORK
     + _CHAT_LEAD
-    + _CAMPAIGNS,
+    + _CAMPAIGNS
+    + _APPOINTMENTS
+    + ["appointments.record_visit"],
     Role.DIRECTOR: _CUSTOMER_WORK
     + _FULL_CONTACT
     + _ARCHIVE_ADMIN
@@ -137,6 +155,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_FULL_CONTACT,
         "tickets.view_ticket",
         "tickets.add_ticket",
+        *_APPOINTMENTS,
+        "appointments.record_visit",
+        *_MEMBER_CARE,
     ],
     Role.DEPARTMENT_HANDLER: ["tickets.view_ticket", "tickets.answer_handoff"],
     Role.ADMINISTRATOR: [

@@ -260,6 +260,9 @@ class CustomerEvent(models.Model):
         CONVERSATION_STARTED = "conversation_started", _("Conversation started")
         CONVERSATION_CLOSED = "conversation_closed", _("Conversation closed")
         CALL_RECORDED = "call_recorded", _("Call")
+        APPOINTMENT_BOOKED = "appointment_booked", _("Store appointment booked")
+        APPOINTMENT_VISITED = "appointment_visited", _("Store visit")
+        APPOINTMENT_MISSED = "appointment_missed", _("Missed store appointment")
 
     customer = models.ForeignKey(Customer, models.CASCADE, related_name="events")
     kind = models.CharField(max_length=30, choices=Kind.choices)
