@@ -1,14 +1,11 @@
-"""Dates worth a greeting: birthdays in a window (across a year end; 29 February celebrated on
-28 February in other years) and Chinese holidays — public ones from the work calendar table,
+"""Dates worth a greeting: birthdays (see kefu.customers.selectors) and Chinese holidays — public ones from the work calendar table,
 lunar festivals from lunar-python (its tables reach far beyond chinese-calendar's)."""
 
-import calendar
 import datetime as dt
 
-from django.db.models import IntegerField, QuerySet
-from django.db.models.functions import ExtractDay, ExtractMonth
+from kefu.customers.selectors import birthday_days, celebrated_on, customers_with_birthday
 
-from kefu.customers.models import Customer
+__all__ = ["birthday_days", "celebrated_on", "customers_with_birthday", "festival_on"]
 
 # Lunar festivals by (lunar month, day); 除夕 is the day before 春节 (腊月廿九 or 三十).
 LUNAR_FESTIVALS = {
@@ -27,38 +24,6 @@ SOLAR_FESTIVALS = {
     (6, 1): "儿童节",
     (10, 1): "国庆节",
 }
-
-
-def birthday_days(start: dt.date, days: int) -> list[tuple[int, int]]:
-    """(month, day) pairs whose birthdays fall on start .. start + days - 1.
-
-    A window over New Year's Eve continues in January; in a year without 29 February, people
-    born on it are greeted on the 28th.
-    """
-    pairs: list[tuple[int, int]] = []
-    for offset in range(max(days, 1)):
-        day = start + dt.timedelta(days=offset)
-        pairs.append((day.month, day.day))
-        if day.month == 2 and day.day == 28 and not calendar.isleap(day.year):
-            pairs.append((2, 29))
-    return list(dict.fromkeys(pairs))
-
-
-def celebrated_on(birthday: dt.date, year: int) -> dt.date:
-    """The date a birthday is celebrated in `year`."""
-    if birthday.month == 2 and birthday.day == 29 and not calendar.isleap(year):
-        return dt.date(year, 2, 28)
-    return birthday.replace(year=year)
-
-
-def customers_with_birthday(
-    customers: QuerySet[Customer], *, start: dt.date, days: int
-) -> QuerySet[Customer]:
-    keys = [month * 100 + day for month, day in birthday_days(start, days)]
-    return customers.annotate(
-        birthday_key=ExtractMonth("birthday", output_field=IntegerField()) * 100
-        + ExtractDay("birthday", output_field=IntegerField())
-    ).filter(birthday__isnull=False, birthday_key__in=keys)
 
 
 def festival_on(day: dt.date) -> str:

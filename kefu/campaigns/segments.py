@@ -11,9 +11,9 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from kefu.campaigns.occasions import customers_with_birthday
 from kefu.core.exceptions import ValidationFailed
 from kefu.customers.models import Customer
+from kefu.customers.selectors import customers_at_churn_risk, customers_with_birthday
 
 FILTER_KEYS = {
     "levels",
@@ -76,12 +76,6 @@ def segment_filters_clean(filters: dict[str, Any]) -> dict[str, Any]:
     if errors:
         raise ValidationFailed(errors)
     return cleaned
-
-
-def customers_at_churn_risk(customers: QuerySet[Customer], *, today: dt.date) -> QuerySet[Customer]:
-    """No purchase or contact for longer than the customer's usual interval (the records
-    officer's rule; a model replaces it later). `churn_due_on` is kept by customer_touch."""
-    return customers.filter(churn_due_on__lt=today)
 
 
 def segment_customers(filters: dict[str, Any], *, today: dt.date) -> QuerySet[Customer]:

@@ -1,8 +1,12 @@
 """Reads of the customer archive and the one gate for who sees which customer."""
 
+import calendar
+import datetime as dt
+
 from django.db import connections
-from django.db.models import Prefetch, QuerySet
+from django.db.models import IntegerField, Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import ExtractDay, ExtractMonth
 
 from kefu.core.exceptions import Forbidden
 from kefu.customers.exceptions import CustomerNotFound
@@ -92,3 +96,41 @@ def customer_duplicates_of(*, user, customer: Customer) -> QuerySet[Customer]:
         .filter(name=customer.name)
         .exclude(pk=customer.pk)[:10]
     )
+
+
+def birthday_days(start: dt.date, days: int) -> list[tuple[int, int]]:
+    """(month, day) pairs whose birthdays fall on start .. start + days - 1.
+
+    A window over New Year's Eve continues in January; in a year without 29 February, people
+    born on it are greeted on the 28th.
+    """
+    pairs: list[tuple[int, int]] = []
+    for offset in range(max(days, 1)):
+        day = start + dt.timedelta(days=offset)
+        pairs.append((day.month, day.day))
+        if day.month == 2 and day.day == 28 and not calendar.isleap(day.year):
+            pairs.append((2, 29))
+    return list(dict.fromkeys(pairs))
+
+
+def celebrated_on(birthday: dt.date, year: int) -> dt.date:
+    """The date a birthday is celebrated in `year`."""
+    if birthday.month == 2 and birthday.day == 29 and not calendar.isleap(year):
+        return dt.date(year, 2, 28)
+    return birthday.replace(year=year)
+
+
+def customers_with_birthday(
+    customers: QuerySet[Customer], *, start: dt.date, days: int
+) -> QuerySet[Customer]:
+    keys = [month * 100 + day for month, day in birthday_days(start, days)]
+    return customers.annotate(
+        birthday_key=ExtractMonth("birthday", output_field=IntegerField()) * 100
+        + ExtractDay("birthday", output_field=IntegerField())
+    ).filter(birthday__isnull=False, birthday_key__in=keys)
+
+
+def customers_at_churn_risk(customers: QuerySet[Customer], *, today: dt.date) -> QuerySet[Customer]:
+    """No purchase or contact for longer than the customer's usual interval (the records
+    officer's rule; a model replaces it later). `churn_due_on` is kept by customer_touch."""
+    return customers.filter(churn_due_on__lt=today)
