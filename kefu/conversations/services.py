@@ -431,7 +431,23 @@ def _receive(channel: Channel, inbound: Inbound, *, now: dt.datetime, passive: b
     rated = _survey_answer(channel, customer, inbound, now=now)
     if rated is not None:
         _rate(rated, rating=int(inbound.body), comment="", now=now)
-        return Received(None, rated, created=True, rated=True)
+        # Kept with its external id, so WeChat's retry of the answer is recognised.
+        answer = Message.objects.create(
+            conversation=rated,
+            channel=channel,
+            direction=Message.Direction.IN,
+            body=inbound.body,
+            external_id=inbound.external_id[:250],
+            status=Message.Status.RECEIVED,
+            data={"survey_answer": True},
+        )
+        return Received(answer, rated, created=True, rated=True)
+    is_event = inbound.kind == Message.Kind.EVENT
+    if is_event and inbound.data.get("event") == "unsubscribe":
+        # Unfollowing opens no conversation and waits for no answer.
+        open_one = Conversation.objects.open().filter(customer=customer, channel=channel).first()
+        if open_one is None:
+            return Received(None, None, created=True)
     conversation = _conversation_find(channel, customer, identity, inbound)
     is_new = conversation is None
     if conversation is None:
@@ -485,7 +501,7 @@ def _receive(channel: Channel, inbound: Inbound, *, now: dt.datetime, passive: b
         extra.save()
     conversation.last_message_at = now
     conversation.last_message_preview = _preview(inbound.body or inbound.kind)
-    if conversation.waiting_since is None:
+    if conversation.waiting_since is None and not is_event:
         conversation.waiting_since = now
         conversation.wait_alert_level = 0
     text = _automatic_text(conversation, is_new=is_new, now=now)

@@ -1,5 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from kefu.conversations import wechat_views
 
 app_name = "wechat"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("<slug:code>/", wechat_views.wechat_callback, name="callback"),
+]
