@@ -6,6 +6,7 @@ import datetime as dt
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kefu.core.models import TimeStampedModel
 
@@ -35,6 +36,11 @@ class FollowUp(TimeStampedModel):
         DONE = "done", _("Done")
         CANCELLED = "cancelled", _("Cancelled")
 
+    class Priority(models.IntegerChoices):
+        HIGH = 1, _("High")
+        NORMAL = 2, pgettext_lazy("priority", "Normal")
+        LOW = 3, _("Low")
+
     class Outcome(models.TextChoices):
         REACHED = "reached", _("Reached")
         NOT_REACHED = "not_reached", _("Not reached")
@@ -63,10 +69,37 @@ class FollowUp(TimeStampedModel):
         related_name="followups",
         verbose_name=_("assignee"),
     )
+    team = models.ForeignKey(
+        "accounts.Team",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="followups",
+        verbose_name=_("team"),
+        help_text=_("Without an assignee: anyone of the team takes it."),
+    )
+    priority = models.PositiveSmallIntegerField(
+        _("priority"), choices=Priority, default=Priority.NORMAL
+    )
+    attempt = models.PositiveSmallIntegerField(_("attempt"), default=1)
+    previous = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("after")
+    )
+    care_list = models.ForeignKey(
+        "followups.CareList",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="followups",
+        verbose_name=_("list"),
+    )
     note = models.TextField(_("what to do"), blank=True)
     status = models.CharField(_("status"), max_length=20, choices=Status, default=Status.OPEN)
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome, blank=True)
     outcome_note = models.TextField(_("outcome notes"), blank=True)
+    # Whether the outcome counts as an effective follow-up for its purpose (the KPI), fixed when
+    # it is recorded by the purpose's rule.
+    is_effective = models.BooleanField(_("effective"), null=True, blank=True)
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
     completed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
@@ -89,3 +122,78 @@ class FollowUp(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} {self.customer_id} {self.due_at:%Y-%m-%d %H:%M}"
+
+
+class FollowUpRule(models.Model):
+    """What a follow-up of one purpose needs: which outcomes make it effective (the KPI), when a
+    customer not reached is tried again, and what comes after a success."""
+
+    purpose = models.CharField(
+        _("purpose"), max_length=30, choices=FollowUp.Purpose, primary_key=True
+    )
+    effective_outcomes = models.JSONField(
+        _("effective outcomes"), default=list, help_text=_("Outcomes that count as effective.")
+    )
+    retry_after_hours = models.PositiveIntegerField(_("try again after (hours)"), default=24)
+    max_attempts = models.PositiveSmallIntegerField(_("attempts at most"), default=3)
+    next_purpose = models.CharField(
+        _("then"), max_length=30, choices=FollowUp.Purpose, blank=True
+    )
+    next_after_days = models.PositiveIntegerField(_("that many days later"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("follow-up rule")
+        verbose_name_plural = _("follow-up rules")
+
+    def __str__(self) -> str:
+        return self.get_purpose_display()
+
+
+class FollowUpPlan(models.Model):
+    """A periodic follow-up for every customer of a level: key accounts monthly, say."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    level = models.CharField(_("customer level"), max_length=20)
+    purpose = models.CharField(
+        _("purpose"), max_length=30, choices=FollowUp.Purpose, default=FollowUp.Purpose.MEMBER_CARE
+    )
+    interval_days = models.PositiveIntegerField(_("every (days)"), default=30)
+    assignee_role = models.CharField(_("handed to"), max_length=32)
+    priority = models.PositiveSmallIntegerField(
+        _("priority"), choices=FollowUp.Priority, default=FollowUp.Priority.NORMAL
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("follow-up plan")
+        verbose_name_plural = _("follow-up plans")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CareList(models.Model):
+    """A list the records officer builds and hands over as follow-ups (001 §五 职责二)."""
+
+    class Kind(models.TextChoices):
+        KEY_ACCOUNTS = "key_accounts", _("Key accounts")
+        CHURN_RISK = "churn_risk", _("Churn risk")
+        BIRTHDAYS = "birthdays", _("Birthdays")
+
+    kind = models.CharField(_("list"), max_length=20, choices=Kind)
+    built_at = models.DateTimeField(_("built at"))
+    built_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    days = models.PositiveSmallIntegerField(_("days ahead"), null=True, blank=True)
+    customers = models.PositiveIntegerField(_("customers"), default=0)
+    handed_over = models.PositiveIntegerField(_("follow-ups created"), default=0)
+
+    class Meta:
+        ordering = ["-built_at"]
+        verbose_name = _("customer list")
+        verbose_name_plural = _("customer lists")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.built_at:%Y-%m-%d}"
