@@ -71,6 +71,8 @@ _CAMPAIGNS = [
     "campaigns.change_messagetemplate",
     "campaigns.view_outboxmessage",
     "campaigns.add_optout",
+    "followups.add_carelist",
+    "followups.view_carelist",
 ]
 _APPOINTMENTS = [
     "appointments.view_appointment",

@@ -136,9 +136,7 @@ class FollowUpRule(models.Model):
     )
     retry_after_hours = models.PositiveIntegerField(_("try again after (hours)"), default=24)
     max_attempts = models.PositiveSmallIntegerField(_("attempts at most"), default=3)
-    next_purpose = models.CharField(
-        _("then"), max_length=30, choices=FollowUp.Purpose, blank=True
-    )
+    next_purpose = models.CharField(_("then"), max_length=30, choices=FollowUp.Purpose, blank=True)
     next_after_days = models.PositiveIntegerField(_("that many days later"), null=True, blank=True)
 
     class Meta:
