@@ -15,6 +15,8 @@ urlpatterns = [
     path("chat/", include("kefu.conversations.widget_urls")),
     path("channels/wechat/", include("kefu.conversations.wechat_urls")),
     path("channels/hook/", include("kefu.conversations.webhook_urls")),
+    path("campaigns/", include("kefu.campaigns.urls")),
+    path("appointments/", include("kefu.appointments.urls")),
     path("notifications/", include("kefu.notifications.urls")),
     path("s/", include("kefu.tickets.public_urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -10,6 +10,8 @@ from ninja.security import SessionAuth
 
 from kefu.accounts.api import TokenAuth
 from kefu.accounts.api import router as accounts_router
+from kefu.appointments.api import router as appointments_router
+from kefu.campaigns.api import router as campaigns_router
 from kefu.conversations.api import router as conversations_router
 from kefu.core.exceptions import DomainError
 from kefu.customers.api import router as customers_router
@@ -31,6 +33,8 @@ api.add_router("/customers", customers_router)
 api.add_router("/tickets", tickets_router)
 api.add_router("/followups", followups_router)
 api.add_router("/conversations", conversations_router)
+api.add_router("/campaigns", campaigns_router)
+api.add_router("/appointments", appointments_router)
 api.add_router("/notifications", notifications_router)
 
 

@@ -263,6 +263,8 @@ class CustomerEvent(models.Model):
         APPOINTMENT_BOOKED = "appointment_booked", _("Store appointment booked")
         APPOINTMENT_VISITED = "appointment_visited", _("Store visit")
         APPOINTMENT_MISSED = "appointment_missed", _("Missed store appointment")
+        FOLLOWUP_DONE = "followup_done", _("Follow-up")
+        MESSAGE_SENT = "message_sent", _("Message sent")
 
     customer = models.ForeignKey(Customer, models.CASCADE, related_name="events")
     kind = models.CharField(max_length=30, choices=Kind.choices)

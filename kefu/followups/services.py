@@ -10,7 +10,7 @@ from kefu.accounts.models import User
 from kefu.accounts.roles import Role
 from kefu.core.exceptions import Conflict, NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
-from kefu.customers.models import Customer
+from kefu.customers.models import ContactPoint, Customer, CustomerEvent
 from kefu.customers.services import customer_touch
 from kefu.followups.models import CareList, FollowUp, FollowUpPlan, FollowUpRule
 from kefu.notifications.services import notify
@@ -154,6 +154,17 @@ def followup_complete(
     followup.save()
     if outcome in (FollowUp.Outcome.REACHED, FollowUp.Outcome.DONE):
         customer_touch(customer_id=followup.customer_id, on=timezone.localdate(now))
+    CustomerEvent.objects.create(
+        customer_id=followup.customer_id,
+        kind=CustomerEvent.Kind.FOLLOWUP_DONE,
+        actor=actor,
+        data={
+            "followup": followup.pk,
+            "purpose": followup.purpose,
+            "outcome": outcome,
+            "effective": followup.is_effective,
+        },
+    )
     _followup_next(followup, rule, actor=actor, now=now, next_due_at=next_due_at)
     return followup
 
@@ -359,3 +370,71 @@ def care_list_build(*, actor: User | None, kind: str, now: dt.datetime, days: in
     )
     care_list.save(update_fields=["customers", "handed_over"])
     return care_list
+
+
+@transaction.atomic
+def followup_take(*, actor: User, followup_id: int) -> FollowUp:
+    """Take a team follow-up nobody has yet (the user's own team's)."""
+    require_perm(actor, "followups.change_followup")
+    followup = FollowUp.objects.select_for_update(of=("self",)).filter(pk=followup_id).first()
+    if followup is None or followup.team_id is None or followup.team_id != actor.team_id:
+        raise NotFound(
+            _("Follow-up %(id)s not found.") % {"id": followup_id}, code="followup_not_found"
+        )
+    if followup.status != FollowUp.Status.OPEN:
+        raise Conflict(_("This follow-up is already done."), code="followup_not_open")
+    if followup.assignee_id is not None and followup.assignee_id != actor.pk:
+        raise Conflict(_("A colleague has taken it already."), code="followup_taken")
+    followup.assignee = actor
+    followup.save(update_fields=["assignee", "updated_at"])
+    return followup
+
+
+def followup_message_send(*, actor: User, followup_id: int, body: str, now: dt.datetime) -> str:
+    """Send the customer of a follow-up a text message (SMS through the gateway) and keep it on
+    their timeline. Returns the gateway's id."""
+    from kefu.campaigns.gateways import GatewayError, gateway_for
+
+    require_perm(actor, "followups.change_followup")
+    body = (body or "").strip()
+    if not body:
+        raise ValidationFailed({"body": [_("Write the message first.")]})
+    if len(body) > 500:
+        raise ValidationFailed({"body": [_("An SMS holds at most 500 characters.")]})
+    followup = FollowUp.objects.select_related("customer").filter(pk=followup_id).first()
+    if followup is None or (
+        followup.assignee_id != actor.pk and not actor.has_perm("tickets.assign_ticket")
+    ):
+        raise NotFound(
+            _("Follow-up %(id)s not found.") % {"id": followup_id}, code="followup_not_found"
+        )
+    phone = (
+        ContactPoint.objects.filter(customer=followup.customer, kind=ContactPoint.Kind.PHONE)
+        .order_by("-is_primary", "id")
+        .values_list("value", flat=True)
+        .first()
+    )
+    if not phone:
+        raise ValidationFailed({"body": [_("The customer has no phone number.")]})
+    sent = CustomerEvent.objects.filter(
+        customer=followup.customer, kind=CustomerEvent.Kind.MESSAGE_SENT
+    ).count()
+    try:
+        provider_id = gateway_for("sms").send(
+            to=phone,
+            subject="",
+            body=body,
+            reference=f"followup-{followup.pk}-{sent + 1}",
+            customer=followup.customer,
+        )
+    except GatewayError as exc:
+        raise ValidationFailed({"body": [str(exc)]}) from None
+    with transaction.atomic():
+        CustomerEvent.objects.create(
+            customer=followup.customer,
+            kind=CustomerEvent.Kind.MESSAGE_SENT,
+            actor=actor,
+            data={"followup": followup.pk, "gateway": "sms", "body": body[:200]},
+        )
+        customer_touch(customer_id=followup.customer_id, on=timezone.localdate(now))
+    return provider_id

@@ -127,3 +127,37 @@ def test_lists_are_for_the_records_officer(agent):
 
     with pytest.raises(Forbidden):
         services.care_list_build(actor=agent, kind="key_accounts", now=NOW)
+
+
+def test_team_follow_up_is_taken_once(agent):
+    from kefu.accounts.models import Team
+    from kefu.core.exceptions import Conflict, NotFound
+
+    team = Team.objects.create(name="回访组")
+    agent.team = team
+    agent.save()
+    colleague = UserFactory(username="colleague", role="agent", team=team)
+    followup = FollowUp.objects.create(
+        customer=make_customer(), purpose="member_care", due_at=NOW, team=team
+    )
+    services.followup_take(actor=agent, followup_id=followup.pk)
+    with pytest.raises(Conflict):
+        services.followup_take(actor=colleague, followup_id=followup.pk)
+    outsider = UserFactory(username="outsider", role="agent")
+    with pytest.raises(NotFound):
+        services.followup_take(actor=outsider, followup_id=followup.pk)
+
+
+def test_message_to_the_customer_goes_through_the_gateway_and_the_timeline(agent):
+    from kefu.campaigns.models import OutboxMessage
+    from kefu.customers.models import CustomerEvent
+
+    customer = make_customer(phone="13812345678")
+    followup = _followup(customer, FollowUp.Purpose.MEMBER_CARE, agent)
+    with pytest.raises(ValidationFailed):
+        services.followup_message_send(actor=agent, followup_id=followup.pk, body=" ", now=NOW)
+    services.followup_message_send(
+        actor=agent, followup_id=followup.pk, body="王女士您好，会员日活动提醒。", now=NOW
+    )
+    assert OutboxMessage.objects.get().to == "+8613812345678"
+    assert CustomerEvent.objects.filter(customer=customer, kind="message_sent").exists()
