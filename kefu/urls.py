@@ -13,6 +13,7 @@ urlpatterns = [
     path("inbox/", include("kefu.conversations.urls")),
     path("consultations/", include("kefu.conversations.manage_urls")),
     path("chat/", include("kefu.conversations.widget_urls")),
+    path("files/", include("kefu.conversations.files")),
     path("channels/wechat/", include("kefu.conversations.wechat_urls")),
     path("channels/hook/", include("kefu.conversations.webhook_urls")),
     path("campaigns/", include("kefu.campaigns.urls")),

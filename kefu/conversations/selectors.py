@@ -1,11 +1,14 @@
 """Reads of consultations: who sees which conversation, the inbox lists, a chat's messages."""
 
+import datetime as dt
+
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from kefu.accounts.models import User
 from kefu.conversations.models import CallRecord, Conversation, Message, QuickReply
 from kefu.core.exceptions import NotFound
-from kefu.core.permissions import has_perm
+from kefu.core.permissions import has_perm, require_perm
 
 
 def conversation_list_visible_to(*, user: User) -> QuerySet[Conversation]:
@@ -92,3 +95,36 @@ def quick_reply_list_for(*, user: User, query: str = "") -> QuerySet[QuickReply]
     if query:
         replies = replies.filter(Q(shortcut__istartswith=query) | Q(title__icontains=query))
     return replies.order_by("owner_id", "shortcut")
+
+
+def call_list_filtered(
+    *,
+    user: User,
+    result: str | None = None,
+    direction: str | None = None,
+    agent: User | int | None = None,
+    customer_id: int | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> QuerySet[CallRecord]:
+    """Calls on the hotline, newest first, for holders of conversations.view_callrecord.
+    Dates are local days, both ends included."""
+    require_perm(user, "conversations.view_callrecord")
+    calls = CallRecord.objects.select_related("customer", "agent", "callback__assignee")
+    if result:
+        calls = calls.filter(result=result)
+    if direction:
+        calls = calls.filter(direction=direction)
+    if agent is not None:
+        calls = calls.filter(agent=agent)
+    if customer_id is not None:
+        calls = calls.filter(customer_id=customer_id)
+    if date_from is not None:
+        calls = calls.filter(started_at__gte=_local_midnight(date_from))
+    if date_to is not None:
+        calls = calls.filter(started_at__lt=_local_midnight(date_to + dt.timedelta(days=1)))
+    return calls.order_by("-started_at", "-id")
+
+
+def _local_midnight(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))

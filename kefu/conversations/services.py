@@ -21,6 +21,7 @@ from kefu.accounts.roles import Role
 from kefu.businesstime.selectors import work_calendar_get
 from kefu.conversations import realtime
 from kefu.conversations.adapters import Inbound, adapter_for
+from kefu.conversations.files import attachment_url
 from kefu.conversations.models import (
     AgentStatus,
     CallRecord,
@@ -69,7 +70,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "is_automatic": message.is_automatic,
         "status": message.status,
         "media_url": message.media_url,
-        "attachment": message.attachment.url if message.attachment else "",
+        "attachment": attachment_url(message),
         "attachment_name": message.attachment_name,
         "created_at": message.created_at.isoformat(),
     }
@@ -662,7 +663,7 @@ def message_send(
 def note_add(*, actor: User, conversation_id: int, body: str) -> Message:
     """An internal note: agents see it beside the chat, the customer never does."""
     conversation = _lock(conversation_id)
-    require_perm(actor, "conversations.reply_conversation")
+    _require_work(actor, conversation)
     body = (body or "").strip()
     if not body:
         raise ValidationFailed({"body": [_("Write a note first.")]})
@@ -1037,12 +1038,32 @@ def _when(value: Any, field_name: str, errors: dict[str, list[str]]) -> dt.datet
     return moment
 
 
-@transaction.atomic
 def call_record(
     *, actor: User | None, data: dict[str, Any], now: dt.datetime | None = None
 ) -> tuple[CallRecord, bool]:
     """Record a call (by hand or from the telephony system). A missed or dropped call gets a
-    callback task due at once (000 电话 11). A repeated report (same call id) is stored once."""
+    callback task due at once (000 电话 11). A repeated report (same call id) is stored once,
+    also when two copies arrive at the same moment."""
+    external_id = str(data.get("external_id") or "").strip()[:100]
+    for attempt in range(2):
+        try:
+            return _call_record(actor=actor, data=data, now=now)
+        except IntegrityError:
+            # The same call (or the caller's first contact) was stored by a concurrent report.
+            existing = (
+                CallRecord.objects.filter(external_id=external_id).first() if external_id else None
+            )
+            if existing is not None:
+                return existing, False
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _call_record(
+    *, actor: User | None, data: dict[str, Any], now: dt.datetime | None = None
+) -> tuple[CallRecord, bool]:
     from kefu.followups.models import FollowUp
     from kefu.followups.services import followup_create
 
@@ -1094,7 +1115,7 @@ def call_record(
     )
     call = CallRecord.objects.create(
         customer=customer,
-        phone=phone[:40],
+        phone=_phone_normalized(phone)[:40],
         direction=direction,
         agent=agent,
         started_at=started_at,
@@ -1140,6 +1161,15 @@ def call_record(
         data={"call": call.pk, "result": result, "direction": direction},
     )
     return call, True
+
+
+def _phone_normalized(phone: str) -> str:
+    from kefu.customers import contacts
+
+    try:
+        return contacts.contact_normalize(contacts.PHONE, phone)
+    except contacts.ContactInvalid:
+        return phone
 
 
 # --- Quick replies ---------------------------------------------------------------------------

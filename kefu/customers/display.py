@@ -46,6 +46,13 @@ TICKET_KINDS = {
     CustomerEvent.Kind.TICKET_REOPENED,
 }
 
+CONVERSATION_KINDS = {
+    CustomerEvent.Kind.CONVERSATION_STARTED,
+    CustomerEvent.Kind.CONVERSATION_CLOSED,
+}
+_CALL_RESULTS = {"answered": _("Answered"), "missed": _("Missed"), "dropped": _("Dropped")}
+_CALL_DIRECTIONS = {"in": _("Incoming"), "out": _("Outgoing")}
+
 
 @dataclass
 class Change:
@@ -103,6 +110,13 @@ def event_detail(event: CustomerEvent) -> str:
         return data.get("masked", "")
     if event.kind in TICKET_KINDS:
         return f"{data.get('number', '')} {data.get('subject', '')}"
+    if event.kind in CONVERSATION_KINDS:
+        text = data.get("channel", "")
+        return f"{text} · {data['topic']}" if data.get("topic") else text
+    if event.kind == CustomerEvent.Kind.CALL_RECORDED:
+        direction = _CALL_DIRECTIONS.get(data.get("direction", ""), data.get("direction", ""))
+        result = _CALL_RESULTS.get(data.get("result", ""), data.get("result", ""))
+        return f"{direction} · {result}"
     if event.kind == CustomerEvent.Kind.UPDATED:
         return "、".join(field_label(f) for f in data.get("fields", []))
     return ""

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from kefu.audit.selectors import audit_list_for
+from kefu.conversations.selectors import customer_call_history, customer_conversation_history
 from kefu.core.exceptions import DomainError, ValidationFailed
 from kefu.core.permissions import require_perm
 from kefu.customers import display, services
@@ -77,6 +78,10 @@ def _profile_context(request: HttpRequest, customer: Customer, **extra) -> dict:
         context["audit_entries"] = [
             (e, display.audit_action_label(e.action), display.audit_changes(e)) for e in entries
         ]
+    if user.has_perm("conversations.view_conversation"):
+        context["conversations"] = customer_conversation_history(customer_id=customer.pk)
+    if user.has_perm("conversations.view_callrecord"):
+        context["calls"] = customer_call_history(customer_id=customer.pk)
     if context["can_merge"]:
         context["possible_duplicates"] = customer_duplicates_of(user=user, customer=customer)
     context.update(extra)

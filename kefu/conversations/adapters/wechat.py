@@ -23,7 +23,6 @@ import logging
 from pathlib import PurePath
 
 import requests
-from django.conf import settings
 from django.core.cache import cache
 from django.utils.translation import gettext as _
 from wechatpy import WeChatClient
@@ -31,6 +30,7 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
 
 from kefu.conversations.adapters.base import DeliveryFailed
+from kefu.conversations.files import attachment_url
 from kefu.conversations.models import Channel, Message
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def _is_image(message: Message) -> bool:
 
 
 def _file_text(message: Message) -> str:
-    link = settings.BASE_URL + message.attachment.url
+    link = attachment_url(message, absolute=True)
     name = message.attachment_name or PurePath(message.attachment.name).name
     line = _("File %(name)s: %(url)s") % {"name": name, "url": link}
     return f"{message.body}\n{line}" if message.body else line

@@ -18,6 +18,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
+from kefu.conversations.files import attachment_url
 from kefu.conversations.models import Channel, Conversation, Message
 from kefu.conversations.services import conversation_close, message_send
 from kefu.tickets.tests.fixtures import at
@@ -731,6 +732,6 @@ def test_another_file_is_sent_as_a_link(
     (sent,) = wechat_api.sent
     assert sent["msgtype"] == "text"
     assert "价目表.pdf" in sent["text"]["content"]
-    assert "https://kefu.example.com" + message.attachment.url in sent["text"]["content"]
+    assert attachment_url(message, absolute=True) in sent["text"]["content"]
     assert not wechat_api.uploads
     assert message.status == Message.Status.SENT
