@@ -194,6 +194,10 @@ HUEY = {
 BACKUP_DAILY_HOUR = os.environ.get("KEFU_BACKUP_DAILY_HOUR", "2")
 BACKUP_KEEP = int(os.environ.get("KEFU_BACKUP_KEEP", "14"))
 
+# An outgoing chat message a provider refused or could not take is tried again this many times,
+# 30 s apart, before it is marked failed (tests run tasks inline, where a delayed retry never runs).
+MESSAGE_DELIVERY_RETRIES = int(os.environ.get("KEFU_DELIVERY_RETRIES", "0" if TESTING else "3"))
+
 # --- Real time: Django Channels; in-memory in one process, Redis across processes -----------------
 CHANNEL_LAYERS = {
     "default": (

@@ -310,6 +310,7 @@ class Message(models.Model):
     class Status(models.TextChoices):
         RECEIVED = "received", _("Received")
         QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
         DELIVERED = "delivered", _("Delivered")
         READ = "read", _("Read")

@@ -679,31 +679,54 @@ def note_add(*, actor: User, conversation_id: int, body: str) -> Message:
     return message
 
 
-@transaction.atomic
-def message_deliver(*, message_id: int, now: dt.datetime | None = None) -> Message | None:
-    """Hand a queued outgoing message to its channel's provider, once."""
+class DeliveryRetry(Exception):
+    """The provider failed and attempts are left: the task runs again later."""
+
+
+def message_deliver(
+    *, message_id: int, now: dt.datetime | None = None, final: bool = True
+) -> Message | None:
+    """Hand a queued outgoing message to its channel's provider, at most once.
+
+    The message is claimed (queued → sending) in a short transaction and the provider is called
+    outside any, so a slow or dead provider never holds the database. A failure marks it failed
+    on the `final` attempt; before that it goes back to queued and DeliveryRetry asks the task
+    to try again. A crash while sending leaves it 'sending' (never sent twice).
+    """
+    from kefu.conversations.adapters import DeliveryFailed
+
     now = now or timezone.now()
+    with transaction.atomic():
+        claimed = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).update(
+            status=Message.Status.SENDING
+        )
     message = (
-        Message.objects.select_for_update(of=("self",))
-        .select_related("channel", "conversation__customer", "conversation__identity")
+        Message.objects.select_related(
+            "channel", "conversation__customer", "conversation__identity", "author"
+        )
         .filter(pk=message_id)
         .first()
     )
-    if message is None or message.status != Message.Status.QUEUED:
+    if message is None or not claimed:
         return message
-    from kefu.conversations.adapters import DeliveryFailed
-
     try:
         provider_id = adapter_for(message.channel).send(message.channel, message)
     except DeliveryFailed as exc:
-        message.status = Message.Status.FAILED
         message.error = str(exc)[:300]
+        message.status = Message.Status.FAILED if final else Message.Status.QUEUED
+        message.save(update_fields=["status", "error"])
+        if not final:
+            raise DeliveryRetry(message.error) from exc
     else:
         message.status = Message.Status.SENT
         message.sent_at = now
+        message.error = ""
         if provider_id:
             message.data = {**message.data, "provider_id": provider_id}
-    message.save(update_fields=["status", "error", "sent_at", "data"])
+            if message.channel.kind == Channel.Kind.EMAIL and not message.external_id:
+                # Our Message-ID: the customer's answer threads to it through the index.
+                message.external_id = provider_id[:250]
+        message.save(update_fields=["status", "error", "sent_at", "data", "external_id"])
     realtime.publish(
         [
             realtime.conversation_group(message.conversation_id),

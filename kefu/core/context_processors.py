@@ -10,6 +10,8 @@ def navigation(request):
     if user is None or not user.is_authenticated:
         return {"nav_items": []}
     items = [{"label": _("Home"), "url": reverse("core:home"), "key": "home"}]
+    if user.has_perm("conversations.view_conversation"):
+        items.append({"label": _("Inbox"), "url": reverse("conversations:inbox"), "key": "inbox"})
     if user.has_perm("customers.view_customer"):
         items.append(
             {"label": _("Customers"), "url": reverse("customers:customer_list"), "key": "customers"}

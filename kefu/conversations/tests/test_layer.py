@@ -42,4 +42,3 @@ def test_an_event_published_by_another_process_arrives_through_redis():
     # then
     assert event["type"] == "kefu.event"
     assert event["payload"] == {"type": "message", "message": {"id": 42}}
-

@@ -289,3 +289,39 @@ def test_quick_reply_variables(web_chat, online_agent):
             actor=online_agent, data={"shortcut": "hi there!", "title": "x", "body": "{foo}"}
         )
     assert set(exc.value.errors) == {"shortcut", "body"}
+
+
+def test_a_failed_delivery_is_queued_again_until_the_last_attempt(online_agent, chat_queue):
+    """A provider failure puts the message back in the queue for the task's retry; the last
+    attempt marks it failed. The provider is called outside any transaction."""
+    from kefu.conversations.models import Channel
+    from kefu.conversations.services import DeliveryRetry, message_deliver
+
+    hook = Channel.objects.create(
+        kind=Channel.Kind.WEBHOOK,
+        code="qq",
+        name="QQ",
+        queue=chat_queue,
+        config={"secret": "s", "outbound_url": "http://127.0.0.1:9/nowhere"},
+    )
+    conversation = message_receive(
+        channel=hook, inbound=Inbound(sender=Sender(key="qq:1"), body="在吗"), now=MONDAY_10
+    ).conversation
+    reply = Message.objects.create(
+        conversation=conversation,
+        channel=hook,
+        direction=Message.Direction.OUT,
+        body="您好",
+        author=online_agent,
+        status=Message.Status.QUEUED,
+    )
+    with pytest.raises(DeliveryRetry):
+        message_deliver(message_id=reply.pk, final=False)
+    reply.refresh_from_db()
+    assert reply.status == Message.Status.QUEUED
+    assert "127.0.0.1:9" in reply.error
+    message_deliver(message_id=reply.pk, final=True)
+    reply.refresh_from_db()
+    assert reply.status == Message.Status.FAILED
+    # a failed or sent message is never handed to the provider again
+    assert message_deliver(message_id=reply.pk).status == Message.Status.FAILED
