@@ -158,10 +158,10 @@ def _candidates(queue: InboxQueue | None) -> list[tuple[User, int]]:
     ]
 
 
-def agents_online(queue: InboxQueue | None = None) -> bool:
+def agents_online(*, queue_id: int | None = None) -> bool:
     statuses = AgentStatus.objects.filter(status=AgentStatus.Status.ONLINE, user__is_active=True)
-    if queue is not None:
-        statuses = statuses.filter(user__inbox_queues=queue)
+    if queue_id is not None:
+        statuses = statuses.filter(user__inbox_queues=queue_id)
     return statuses.exists()
 
 
@@ -325,7 +325,12 @@ def _automatic_text(conversation: Conversation, *, is_new: bool, now: dt.datetim
     if is_new and channel.greeting:
         parts.append(channel.greeting)
         conversation.greeted_at = now
-    away = not agents_online(conversation.queue) or not work_calendar_get().is_open(now)
+    if conversation.away_replied_at is not None and not is_new:
+        return "\n".join(parts)  # told once per conversation
+    away = not work_calendar_get().is_open(now) or (
+        (is_new or conversation.assignee_id is None)
+        and not agents_online(queue_id=conversation.queue_id)
+    )
     if away and conversation.away_replied_at is None:
         parts.append(
             channel.away_message
@@ -451,6 +456,8 @@ def _receive(channel: Channel, inbound: Inbound, *, now: dt.datetime, passive: b
             return Received(None, None, created=True)
     conversation = _conversation_find(channel, customer, identity, inbound)
     is_new = conversation is None
+    if conversation is not None:
+        conversation.channel = channel  # no second query for it below
     if conversation is None:
         conversation = Conversation.objects.create(
             channel=channel,
