@@ -117,6 +117,37 @@ def event_detail(event: CustomerEvent) -> str:
         direction = _CALL_DIRECTIONS.get(data.get("direction", ""), data.get("direction", ""))
         result = _CALL_RESULTS.get(data.get("result", ""), data.get("result", ""))
         return f"{direction} · {result}"
+    if event.kind == CustomerEvent.Kind.APPOINTMENT_BOOKED:
+        return f"{data.get('store', '')} · {_local_time(data.get('at', ''))}"
+    if event.kind == CustomerEvent.Kind.APPOINTMENT_VISITED:
+        amount = data.get("purchase_amount")
+        return f"{data.get('store', '')} · ¥{amount}" if amount else data.get("store", "")
+    if event.kind == CustomerEvent.Kind.APPOINTMENT_MISSED:
+        return data.get("store", "")
+    if event.kind == CustomerEvent.Kind.FOLLOWUP_DONE:
+        from kefu.followups.models import FollowUp
+
+        purpose = data.get("purpose", "")
+        outcome = data.get("outcome", "")
+        purpose_label = (
+            FollowUp.Purpose(purpose).label if purpose in FollowUp.Purpose.values else purpose
+        )
+        outcome_label = (
+            FollowUp.Outcome(outcome).label if outcome in FollowUp.Outcome.values else outcome
+        )
+        return f"{purpose_label} · {outcome_label}"
+    if event.kind == CustomerEvent.Kind.MESSAGE_SENT:
+        return data.get("body", "")
     if event.kind == CustomerEvent.Kind.UPDATED:
+        if data.get("opt_out"):
+            return f"{_('Opted out of bulk messages')}: {data['opt_out']}"
         return "、".join(field_label(f) for f in data.get("fields", []))
     return ""
+
+
+def _local_time(value: str) -> str:
+    from django.utils import timezone
+    from django.utils.dateparse import parse_datetime
+
+    moment = parse_datetime(value) if value else None
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else value
