@@ -6,3 +6,6 @@ class CampaignsConfig(AppConfig):
     name = "kefu.campaigns"
     label = "campaigns"
     verbose_name = _("Campaigns and member care")
+
+    def ready(self) -> None:
+        from kefu.campaigns import signals  # noqa: F401  (connects the receivers)

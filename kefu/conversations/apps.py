@@ -6,3 +6,6 @@ class ConversationsConfig(AppConfig):
     name = "kefu.conversations"
     label = "conversations"
     verbose_name = _("Consultations")
+
+    def ready(self) -> None:
+        from kefu.conversations import signals  # noqa: F401  (connects the receivers)
