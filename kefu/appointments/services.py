@@ -21,8 +21,8 @@ from kefu.notifications.services import notify
 
 
 def store_schedule(store: Store) -> StoreSchedule:
-    schedule, _created = StoreSchedule.objects.get_or_create(store=store)
-    return schedule
+    """The store's booking settings, or the defaults (hour slots, three customers) unsaved."""
+    return StoreSchedule.objects.filter(store=store).first() or StoreSchedule(store=store)
 
 
 def slot_starts(store: Store, day: dt.date) -> list[dt.datetime]:
@@ -74,9 +74,23 @@ def appointment_book(
     require_perm(actor, "appointments.add_appointment")
     now = now or timezone.now()
     errors: dict[str, list[str]] = {}
-    customer = Customer.objects.filter(pk=data.get("customer"), merged_into__isnull=True).first()
+    customer = None
+    if data.get("customer"):
+        from kefu.customers.selectors import customer_list_visible_to
+
+        customers = customer_list_visible_to(user=actor) if actor is not None else Customer.objects
+        customer = customers.filter(pk=data["customer"], merged_into__isnull=True).first()
     if customer is None:
         errors["customer"] = [_("Choose a customer.")]
+    for field, model in (
+        ("conversation", "conversations.Conversation"),
+        ("ticket", "tickets.Ticket"),
+    ):
+        if data.get(field):
+            from django.apps import apps
+
+            if not apps.get_model(model).objects.filter(pk=data[field]).exists():
+                errors[field] = [_("Not found.")]
     store = Store.objects.filter(pk=data.get("store"), is_active=True).first()
     if store is None:
         errors["store"] = [_("Choose a store.")]
@@ -163,6 +177,16 @@ def _lock(appointment_id: int) -> Appointment:
     return appointment
 
 
+def _require_store(actor: User | None, appointment: Appointment) -> None:
+    """A store manager works only their own store's appointments."""
+    if (
+        actor is not None
+        and actor.role == Role.STORE_MANAGER
+        and actor.store_id != appointment.store_id
+    ):
+        raise NotFound(_("Appointment not found."))
+
+
 def _release(appointment: Appointment) -> None:
     AppointmentSlot.objects.filter(
         store=appointment.store, starts_at=appointment.starts_at, booked__gt=0
@@ -173,6 +197,7 @@ def _release(appointment: Appointment) -> None:
 def appointment_cancel(*, actor: User | None, appointment_id: int, reason: str = "") -> Appointment:
     require_perm(actor, "appointments.change_appointment")
     appointment = _lock(appointment_id)
+    _require_store(actor, appointment)
     if appointment.status != Appointment.Status.BOOKED:
         raise Conflict(_("Only a booked appointment can be cancelled."), code="not_booked")
     appointment.status = Appointment.Status.CANCELLED
@@ -198,12 +223,7 @@ def appointment_record_visit(
     require_perm(actor, "appointments.record_visit")
     now = now or timezone.now()
     appointment = _lock(appointment_id)
-    if (
-        actor is not None
-        and actor.role == Role.STORE_MANAGER
-        and actor.store_id != appointment.store_id
-    ):
-        raise NotFound(_("Appointment not found."))
+    _require_store(actor, appointment)
     if appointment.status != Appointment.Status.BOOKED:
         raise Conflict(_("The visit is recorded already."), code="visit_recorded")
     amount = None

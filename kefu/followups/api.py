@@ -1,16 +1,18 @@
-"""Follow-up endpoints under /api/v1/followups: the caller's calls owed to customers, and
-recording how one went."""
+"""Follow-up endpoints under /api/v1/followups: the caller's calls owed to customers, recording
+how one went (and when the next one is due), texting the customer, and the records officer's
+lists."""
 
 import datetime as dt
 
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from kefu.core.exceptions import ValidationFailed
+from kefu.core.permissions import require_perm
 from kefu.followups import services
-from kefu.followups.models import FollowUp
+from kefu.followups.models import CareList, FollowUp
 from kefu.followups.selectors import SCOPE_ALL, SCOPE_MINE, followup_get_for_user, followup_list_for
 
 router = Router(tags=["followups"])
@@ -38,6 +40,8 @@ class FollowUpOut(Schema):
     purpose: str
     status: str = Field(description="open, done or cancelled")
     due_at: dt.datetime
+    priority: int = Field(description="1 high, 2 normal, 3 low")
+    attempt: int
     is_overdue: bool
     customer: CustomerRef
     ticket: TicketRef | None
@@ -63,6 +67,7 @@ class FollowUpFilters(Schema):
         pattern=f"^({SCOPE_MINE}|{SCOPE_ALL})$",
         description="`mine` (default) or `all`, for those who assign tickets.",
     )
+    assignee: int | None = Field(None, description="With scope `all`: one assignee's.")
     purpose: str | None = Field(None, description="promised_callback, complaint_aftercare ...")
     overdue: bool | None = Field(None, description="true: only those past their due time.")
     offset: int = Field(0, ge=0)
@@ -72,6 +77,58 @@ class FollowUpFilters(Schema):
 class FollowUpCompleteIn(Schema):
     outcome: str = Field(description="reached, not_reached, wrong_number, refused or done")
     outcome_note: str = Field("", max_length=2000)
+    next_due_at: dt.datetime | None = Field(
+        None, description="Schedule the next follow-up by hand instead of by the rule."
+    )
+
+
+class FollowUpNextRef(Schema):
+    id: int
+    purpose: str
+    due_at: dt.datetime
+    attempt: int
+
+
+class FollowUpCompleteOut(FollowUpOut):
+    following: FollowUpNextRef | None = Field(
+        description="The follow-up scheduled after this one (a retry, the next step, or the "
+        "time asked for), if any."
+    )
+
+
+class FollowUpMessageIn(Schema):
+    body: str = Field(min_length=1, max_length=services.MESSAGE_MAX)
+
+
+class FollowUpMessageOut(Schema):
+    message_id: str = Field(description="The gateway's id of the message.")
+
+
+class CareListOut(Schema):
+    id: int
+    kind: str = Field(description="key_accounts, churn_risk or birthdays")
+    built_at: dt.datetime
+    built_by: Ref | None
+    days: int | None
+    customers: int
+    handed_over: int = Field(description="Follow-ups created.")
+
+
+class CareListPage(Schema):
+    results: list[CareListOut]
+    next: int | None
+    has_more: bool
+    limit: int
+
+
+class CareListQuery(Schema):
+    offset: int = Field(0, ge=0)
+    limit: int = Field(50, ge=1, le=200)
+
+
+class CareListBuildIn(Schema):
+    kind: str = Field(description="key_accounts, churn_risk or birthdays")
+    days: int = Field(7, description="Birthdays: how many days ahead (1 to 60).")
 
 
 def _out(f: FollowUp, now: dt.datetime) -> dict:
@@ -81,6 +138,8 @@ def _out(f: FollowUp, now: dt.datetime) -> dict:
         "purpose": f.purpose,
         "status": f.status,
         "due_at": f.due_at,
+        "priority": f.priority,
+        "attempt": f.attempt,
         "is_overdue": f.status == FollowUp.Status.OPEN and f.due_at < now,
         "customer": {"id": f.customer.pk, "number": f.customer.number, "name": f.customer.name},
         "ticket": {"id": f.ticket.pk, "number": f.ticket.number, "subject": f.ticket.subject}
@@ -102,6 +161,8 @@ def followup_list_api(request: HttpRequest, filters: Query[FollowUpFilters]):
     tickets.assign_ticket). Page with `offset`/`limit`; no total is counted."""
     now = timezone.now()
     followups = followup_list_for(user=request.auth, scope=filters.scope)
+    if filters.assignee is not None and filters.scope == SCOPE_ALL:
+        followups = followups.filter(assignee_id=filters.assignee)
     if filters.purpose:
         if filters.purpose not in FollowUp.Purpose.values:
             raise ValidationFailed({"purpose": [_("Unknown purpose.")]})
@@ -122,10 +183,14 @@ def followup_list_api(request: HttpRequest, filters: Query[FollowUpFilters]):
 
 
 @router.post(
-    "/{followup_id}/complete", response=FollowUpOut, summary="Record how the follow-up went"
+    "/{followup_id}/complete",
+    response=FollowUpCompleteOut,
+    summary="Record how the follow-up went",
 )
 def followup_complete_api(request: HttpRequest, followup_id: int, payload: FollowUpCompleteIn):
-    """The assignee (or a supervisor) records the outcome; the follow-up is then done."""
+    """The assignee (or a supervisor) records the outcome; the follow-up is then done. By the
+    purpose's rule a customer not reached is tried again later; `next_due_at` asks for the next
+    one at that time instead. `following` is the follow-up so scheduled."""
     now = timezone.now()
     followup_get_for_user(user=request.auth, followup_id=followup_id)
     followup = services.followup_complete(
@@ -134,5 +199,70 @@ def followup_complete_api(request: HttpRequest, followup_id: int, payload: Follo
         outcome=payload.outcome,
         outcome_note=payload.outcome_note,
         now=now,
+        next_due_at=payload.next_due_at,
     )
-    return _out(followup_get_for_user(user=request.auth, followup_id=followup.pk), now)
+    body = _out(followup_get_for_user(user=request.auth, followup_id=followup.pk), now)
+    following = FollowUp.objects.filter(previous=followup).order_by("due_at", "id").first()
+    body["following"] = (
+        {
+            "id": following.pk,
+            "purpose": following.purpose,
+            "due_at": following.due_at,
+            "attempt": following.attempt,
+        }
+        if following
+        else None
+    )
+    return body
+
+
+@router.post(
+    "/{followup_id}/message",
+    response={201: FollowUpMessageOut},
+    summary="Text the customer of the follow-up",
+)
+def followup_message_api(request: HttpRequest, followup_id: int, payload: FollowUpMessageIn):
+    """An SMS to the customer's phone through the SMS gateway (the assignee or a supervisor).
+    409 `no_phone` when the customer has none, `gateway_failed` when the gateway refuses."""
+    message_id = services.followup_message_send(
+        actor=request.auth, followup_id=followup_id, body=payload.body, now=timezone.now()
+    )
+    return Status(201, {"message_id": message_id})
+
+
+def _care_list(care_list: CareList) -> dict:
+    return {
+        "id": care_list.pk,
+        "kind": care_list.kind,
+        "built_at": care_list.built_at,
+        "built_by": {"id": care_list.built_by.pk, "name": str(care_list.built_by)}
+        if care_list.built_by_id
+        else None,
+        "days": care_list.days,
+        "customers": care_list.customers,
+        "handed_over": care_list.handed_over,
+    }
+
+
+@router.get("/lists", response=CareListPage, summary="The customer lists built, newest first")
+def care_list_list_api(request: HttpRequest, filters: Query[CareListQuery]):
+    require_perm(request.auth, "followups.view_carelist")
+    start, limit = filters.offset, filters.limit
+    rows = list(CareList.objects.select_related("built_by")[start : start + limit + 1])
+    has_more = len(rows) > limit
+    return {
+        "results": [_care_list(c) for c in rows[:limit]],
+        "next": start + limit if has_more else None,
+        "has_more": has_more,
+        "limit": limit,
+    }
+
+
+@router.post("/lists", response={201: CareListOut}, summary="Build a customer list now")
+def care_list_build_api(request: HttpRequest, payload: CareListBuildIn):
+    """Build the list and hand it over as follow-ups: key accounts to the VIP specialists,
+    customers at churn risk and the birthdays of the next `days` days to the agents."""
+    care_list = services.care_list_build(
+        actor=request.auth, kind=payload.kind, now=timezone.now(), days=payload.days
+    )
+    return Status(201, _care_list(CareList.objects.select_related("built_by").get(pk=care_list.pk)))

@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 from kefu.accounts.models import User
 from kefu.core.exceptions import Forbidden, NotFound
 from kefu.core.permissions import has_perm, require_perm
+from kefu.customers.models import ContactPoint
 from kefu.followups.models import FollowUp
 
 SCOPE_MINE, SCOPE_ALL = "mine", "all"
@@ -45,3 +46,43 @@ def followup_get_for_user(*, user: User | None, followup_id: int) -> FollowUp:
         raise NotFound(
             _("Follow-up %(id)s not found.") % {"id": followup_id}, code="followup_not_found"
         ) from None
+
+
+def followup_phone(followup: FollowUp) -> ContactPoint | None:
+    """The customer's phone to call or text: the primary one first."""
+    return (
+        ContactPoint.objects.filter(customer_id=followup.customer_id, kind=ContactPoint.Kind.PHONE)
+        .order_by("-is_primary", "id")
+        .first()
+    )
+
+
+def followup_list_for_team(*, user: User) -> QuerySet[FollowUp]:
+    """Open follow-ups handed to the user's team that nobody has taken yet."""
+    require_perm(user, "followups.view_followup")
+    if not user.team_id:
+        return FollowUp.objects.none()
+    return (
+        FollowUp.objects.open()
+        .filter(team_id=user.team_id, assignee__isnull=True)
+        .select_related("customer", "ticket")
+        .order_by("priority", "due_at", "id")
+    )
+
+
+def care_list_followups(*, user: User, care_list_id: int, limit: int = 500):
+    """A records officer's list and the follow-ups it handed over, open first."""
+    from kefu.followups.models import CareList
+
+    require_perm(user, "followups.view_carelist")
+    care_list = CareList.objects.select_related("built_by").filter(pk=care_list_id).first()
+    if care_list is None:
+        raise NotFound(
+            _("List %(id)s not found.") % {"id": care_list_id}, code="care_list_not_found"
+        )
+    followups = list(
+        care_list.followups.select_related("customer", "assignee").order_by(
+            "status", "due_at", "id"
+        )[:limit]
+    )
+    return care_list, followups

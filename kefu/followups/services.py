@@ -10,7 +10,7 @@ from kefu.accounts.models import User
 from kefu.accounts.roles import Role
 from kefu.core.exceptions import Conflict, NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
-from kefu.customers.models import ContactPoint, Customer, CustomerEvent
+from kefu.customers.models import Customer, CustomerEvent
 from kefu.customers.services import customer_touch
 from kefu.followups.models import CareList, FollowUp, FollowUpPlan, FollowUpRule
 from kefu.notifications.services import notify
@@ -66,11 +66,18 @@ def followup_create(
     assignee: User | None = None,
     ticket=None,
     note: str = "",
+    priority: int = FollowUp.Priority.NORMAL,
+    team=None,
 ) -> FollowUp:
-    """Schedule a call or message owed to the customer; the assignee is told."""
+    """Schedule a call or message owed to the customer; the assignee is told (or, without one,
+    the team takes it from its list)."""
     if purpose not in FollowUp.Purpose.values:
         raise ValidationFailed({"purpose": [_("Unknown purpose.")]})
+    if priority not in FollowUp.Priority.values:
+        raise ValidationFailed({"priority": [_("Choose from the list.")]})
     followup = FollowUp.objects.create(
+        priority=priority,
+        team=team,
         customer=customer,
         ticket=ticket,
         purpose=purpose,
@@ -390,51 +397,56 @@ def followup_take(*, actor: User, followup_id: int) -> FollowUp:
     return followup
 
 
+MESSAGE_MAX = 500
+
+
 def followup_message_send(*, actor: User, followup_id: int, body: str, now: dt.datetime) -> str:
-    """Send the customer of a follow-up a text message (SMS through the gateway) and keep it on
-    their timeline. Returns the gateway's id."""
+    """Text the customer of an open follow-up ("tried to call you, please call back") by SMS
+    through the gateway, and keep it on their timeline; returns the gateway's id. Only who may
+    work the follow-up (its assignee, or a supervisor) may send."""
     from kefu.campaigns.gateways import GatewayError, gateway_for
+    from kefu.followups.selectors import followup_get_for_user, followup_phone
 
     require_perm(actor, "followups.change_followup")
-    body = (body or "").strip()
-    if not body:
-        raise ValidationFailed({"body": [_("Write the message first.")]})
-    if len(body) > 500:
-        raise ValidationFailed({"body": [_("An SMS holds at most 500 characters.")]})
-    followup = FollowUp.objects.select_related("customer").filter(pk=followup_id).first()
-    if followup is None or (
-        followup.assignee_id != actor.pk and not actor.has_perm("tickets.assign_ticket")
-    ):
-        raise NotFound(
-            _("Follow-up %(id)s not found.") % {"id": followup_id}, code="followup_not_found"
+    followup = followup_get_for_user(user=actor, followup_id=followup_id)
+    text = (body or "").strip()
+    if not text:
+        raise ValidationFailed({"body": [_("Write the message.")]})
+    if len(text) > MESSAGE_MAX:
+        raise ValidationFailed(
+            {"body": [_("At most %(count)s characters.") % {"count": MESSAGE_MAX}]}
         )
-    phone = (
-        ContactPoint.objects.filter(customer=followup.customer, kind=ContactPoint.Kind.PHONE)
-        .order_by("-is_primary", "id")
-        .values_list("value", flat=True)
-        .first()
-    )
-    if not phone:
-        raise ValidationFailed({"body": [_("The customer has no phone number.")]})
+    if followup.status != FollowUp.Status.OPEN:
+        raise Conflict(_("This follow-up is already done."), code="followup_not_open")
+    phone = followup_phone(followup)
+    if phone is None:
+        raise Conflict(_("The customer has no phone number."), code="no_phone")
     sent = CustomerEvent.objects.filter(
-        customer=followup.customer, kind=CustomerEvent.Kind.MESSAGE_SENT
+        customer_id=followup.customer_id, kind=CustomerEvent.Kind.MESSAGE_SENT
     ).count()
     try:
         provider_id = gateway_for("sms").send(
-            to=phone,
+            to=phone.value,
             subject="",
-            body=body,
+            body=text,
             reference=f"followup-{followup.pk}-{sent + 1}",
             customer=followup.customer,
         )
     except GatewayError as exc:
-        raise ValidationFailed({"body": [str(exc)]}) from None
+        raise Conflict(
+            _("The message could not be sent: %(error)s") % {"error": exc}, code="gateway_failed"
+        ) from exc
     with transaction.atomic():
         CustomerEvent.objects.create(
-            customer=followup.customer,
+            customer_id=followup.customer_id,
             kind=CustomerEvent.Kind.MESSAGE_SENT,
             actor=actor,
-            data={"followup": followup.pk, "gateway": "sms", "body": body[:200]},
+            data={
+                "followup": followup.pk,
+                "gateway": "sms",
+                "masked_to": phone.masked,
+                "body": text[:200],
+            },
         )
         customer_touch(customer_id=followup.customer_id, on=timezone.localdate(now))
     return provider_id

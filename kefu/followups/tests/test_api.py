@@ -177,3 +177,161 @@ def test_unknown_followup_is_404(agent):
     )
     assert response.status_code == 404
     assert response.json()["code"] == "followup_not_found"
+
+
+# --- Completing with the next follow-up ---------------------------------------------------------
+
+
+def test_complete_reports_the_retry_scheduled_by_the_rule(agent, followups):
+    """A promised callback not reached is tried again two hours later (the default rule)."""
+    followup = followups["overdue"]
+    before = timezone.now()
+    response = api_client(agent).post(
+        f"{BASE}/{followup.pk}/complete",
+        {"outcome": "not_reached"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    following = response.json()["following"]
+    retry = FollowUp.objects.get(previous=followup)
+    assert following["id"] == retry.pk
+    assert following["attempt"] == 2
+    assert retry.due_at - before >= dt.timedelta(hours=2)
+    assert retry.pk in _ids(api_client(agent).get(BASE))
+
+
+def test_complete_with_next_due_at(agent, followups):
+    followup = followups["aftercare"]
+    when = (timezone.now() + dt.timedelta(days=2)).replace(microsecond=0)
+    response = api_client(agent).post(
+        f"{BASE}/{followup.pk}/complete",
+        {"outcome": "reached", "next_due_at": when.isoformat()},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    assert dt.datetime.fromisoformat(response.json()["following"]["due_at"]) == when
+
+
+def test_complete_without_a_next_one(agent, followups):
+    response = api_client(agent).post(
+        f"{BASE}/{followups['aftercare'].pk}/complete",
+        {"outcome": "reached"},
+        content_type="application/json",
+    )
+    assert response.json()["following"] is None
+
+
+def test_next_due_at_in_the_past_names_the_field(agent, followups):
+    followup = followups["overdue"]
+    response = api_client(agent).post(
+        f"{BASE}/{followup.pk}/complete",
+        {"outcome": "reached", "next_due_at": "2020-01-01T10:00:00+08:00"},
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    assert list(response.json()["errors"]) == ["next_due_at"]
+
+
+def test_rows_carry_priority_and_attempt_and_filter_by_assignee(
+    complaint_specialist, agent, followups
+):
+    client = api_client(complaint_specialist)
+    rows = client.get(BASE, {"scope": "all", "assignee": agent.pk}).json()["results"]
+    assert [r["id"] for r in rows] == [followups["overdue"].pk, followups["aftercare"].pk]
+    assert (rows[0]["priority"], rows[0]["attempt"]) == (2, 1)
+
+
+# --- Messages -----------------------------------------------------------------------------------
+
+
+def test_message_the_customer(agent, followups):
+    from kefu.campaigns.models import OutboxMessage
+
+    followup = followups["overdue"]
+    response = api_client(agent).post(
+        f"{BASE}/{followup.pk}/message", {"body": "请回电"}, content_type="application/json"
+    )
+    assert response.status_code == 201, response.content
+    message = OutboxMessage.objects.get()
+    assert response.json()["message_id"] == f"outbox-{message.pk}"
+    assert message.to == "+8613812341234"
+
+
+@pytest.mark.parametrize(
+    ("role", "body", "status", "code"),
+    [
+        ("agent", {"body": ""}, 422, "invalid"),
+        ("records_officer", {"body": "您好"}, 403, "permission_denied"),
+        ("handler", {"body": "您好"}, 403, "permission_denied"),
+        ("anonymous", {"body": "您好"}, 401, "not_authenticated"),
+    ],
+)
+def test_message_refusals(request, followups, role, body, status, code):
+    user = None if role == "anonymous" else request.getfixturevalue(role)
+    response = api_client(user).post(
+        f"{BASE}/{followups['overdue'].pk}/message", body, content_type="application/json"
+    )
+    assert response.status_code == status
+    assert response.json()["code"] == code
+
+
+def test_message_to_a_done_follow_up_is_refused(agent, followups):
+    response = api_client(agent).post(
+        f"{BASE}/{followups['done'].pk}/message", {"body": "您好"}, content_type="application/json"
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "followup_not_open"
+
+
+# --- The records officer's lists ----------------------------------------------------------------
+
+
+def test_build_and_list_the_customer_lists(records_officer, customer):
+    from kefu.customers.models import Customer
+
+    Customer.objects.filter(pk=customer.pk).update(
+        churn_due_on=timezone.localdate() - dt.timedelta(days=3)
+    )
+    client = api_client(records_officer)
+    built = client.post(f"{BASE}/lists", {"kind": "churn_risk"}, content_type="application/json")
+    assert built.status_code == 201, built.content
+    body = built.json()
+    assert (body["kind"], body["customers"], body["built_by"]["id"]) == (
+        "churn_risk",
+        1,
+        records_officer.pk,
+    )
+    listed = client.get(f"{BASE}/lists").json()
+    assert [row["id"] for row in listed["results"]] == [body["id"]]
+    assert listed["has_more"] is False
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [({"kind": "gossip"}, "kind"), ({"kind": "birthdays", "days": 0}, "days")],
+)
+def test_build_errors_name_the_field(records_officer, payload, field):
+    response = api_client(records_officer).post(
+        f"{BASE}/lists", payload, content_type="application/json"
+    )
+    assert response.status_code == 422
+    assert list(response.json()["errors"]) == [field]
+
+
+@pytest.mark.parametrize(
+    ("role", "read", "build"),
+    [
+        ("anonymous", 401, 401),
+        ("agent", 403, 403),
+        ("complaint_specialist", 403, 403),
+        ("manager", 200, 201),
+    ],
+)
+def test_lists_permission_matrix(request, role, read, build):
+    user = None if role == "anonymous" else request.getfixturevalue(role)
+    client = api_client(user)
+    assert client.get(f"{BASE}/lists").status_code == read
+    response = client.post(
+        f"{BASE}/lists", {"kind": "birthdays", "days": 7}, content_type="application/json"
+    )
+    assert response.status_code == build

@@ -4,7 +4,9 @@ outcome (only the assignee or a supervisor)."""
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -105,14 +107,20 @@ def test_someone_elses_followup_is_not_found(agent, complaint_specialist, custom
 
 
 def test_supervisor_records_anyones_outcome(supervisor, agent, customer):
+    """HTMX: the row goes; the line in its place says when the retry (by the rule) is due."""
     followup = owed(customer, agent, hours=1)
     response = client_for(supervisor).post(
         complete_url(followup), {"outcome": "not_reached", "scope": "all"}, headers=HX
     )
     assert response.status_code == 200
-    assert response["HX-Redirect"] == reverse(LIST) + "?scope=all"
     followup.refresh_from_db()
     assert followup.status == FollowUp.Status.DONE
+    retry = FollowUp.objects.get(previous=followup)
+    assert retry.assignee == agent
+    html = response.content.decode()
+    assert f'<tr id="followup-{followup.pk}" class="done"' in html
+    assert f'data-next="{retry.pk}"' in html
+    assert timezone.localtime(retry.due_at).strftime("%Y-%m-%d %H:%M") in html
 
 
 def test_read_only_role_cannot_record(records_officer, customer):
@@ -152,3 +160,341 @@ def test_done_followup_cannot_be_recorded_twice(agent, customer):
     assert 'role="alert"' in response.content.decode()
     followup.refresh_from_db()
     assert followup.outcome == FollowUp.Outcome.REACHED
+
+
+# --- The agent's day ----------------------------------------------------------------------------
+
+
+def _section(html: str, group: str) -> str:
+    return html.split(f'data-group="{group}"')[1].split("</section>")[0]
+
+
+def test_each_group_is_ordered_by_priority_then_due_time(agent, customer):
+    """High priority first, then the soonest due: a normal call due earlier comes after."""
+    # given three upcoming calls
+    normal_soon = owed(customer, agent, hours=30, note="普通-早")
+    high_late = owed(customer, agent, hours=50, note="高-晚")
+    high_soon = owed(customer, agent, hours=40, note="高-早")
+    FollowUp.objects.filter(pk__in=[high_late.pk, high_soon.pk]).update(priority=1)
+    # when
+    html = client_for(agent).get(reverse(LIST)).content.decode()
+    # then
+    upcoming = _section(html, "upcoming")
+    order = [upcoming.index(f'id="followup-{f.pk}"') for f in (high_soon, high_late, normal_soon)]
+    assert order == sorted(order)
+
+
+def test_rows_show_purpose_attempt_note_ticket_and_a_booking_link(agent, customer):
+    from kefu.tickets import services as ticket_services
+
+    ticket = ticket_services.ticket_create(
+        actor=agent,
+        data={
+            "type": "complaint",
+            "channel": "phone",
+            "subject": "买到过期的维生素",
+            "description": "顾客称维生素已过期。",
+            "customer": customer.pk,
+        },
+    )
+    followup = followup_create(
+        actor=agent,
+        customer=customer,
+        purpose=FollowUp.Purpose.COMPLAINT_AFTERCARE,
+        due_at=timezone.now() + dt.timedelta(days=3),
+        assignee=agent,
+        ticket=ticket,
+        note="回访退款是否到账",
+    )
+    FollowUp.objects.filter(pk=followup.pk).update(attempt=2)
+    html = client_for(agent).get(reverse(LIST)).content.decode()
+    row = html.split(f'id="followup-{followup.pk}"')[1].split("</tr>")[0]
+    assert "Complaint aftercare" in row
+    assert "attempt 2" in row
+    assert "回访退款是否到账" in row
+    assert f'href="{ticket.get_absolute_url()}"' in row
+    assert f"/appointments/book/?customer={customer.pk}&amp;source=phone" in row
+
+
+def test_phone_is_masked_and_call_link_only_for_full_contact_roles(agent, supervisor, customer):
+    """Agents see 138****1234 only; supervisors (full contacts) get a tel: link to call."""
+    mine = owed(customer, agent, hours=2)
+    theirs = owed(customer, supervisor, hours=2)
+    agent_html = client_for(agent).get(reverse(LIST)).content.decode()
+    supervisor_html = client_for(supervisor).get(reverse(LIST)).content.decode()
+    assert f'id="followup-{mine.pk}"' in agent_html
+    assert "138****1234" in agent_html
+    assert "13812341234" not in agent_html
+    assert 'href="tel:' not in agent_html
+    assert f'id="followup-{theirs.pk}"' in supervisor_html
+    assert 'href="tel:+8613812341234"' in supervisor_html
+
+
+def test_logging_a_reached_call_removes_the_row(agent, customer):
+    """HTMX: nothing comes back in the row's place when no follow-up comes after."""
+    followup = followup_create(
+        actor=None,
+        customer=customer,
+        purpose=FollowUp.Purpose.MEMBER_CARE,
+        due_at=timezone.now() + dt.timedelta(hours=1),
+        assignee=agent,
+    )
+    response = client_for(agent).post(
+        complete_url(followup), {"outcome": "reached", "outcome_note": "生日礼已领取"}, headers=HX
+    )
+    assert response.status_code == 200
+    assert response.content.decode().strip() == ""
+    assert "followup-completed" in response["HX-Trigger"]
+    followup.refresh_from_db()
+    assert followup.outcome_note == "生日礼已领取"
+    assert not FollowUp.objects.filter(previous=followup).exists()
+
+
+def test_next_follow_up_at_schedules_the_next_call(agent, customer):
+    """ "Call me back on Friday": the next follow-up is due when asked, not by the rule."""
+    followup = owed(customer, agent, hours=-1)
+    when = timezone.localtime() + dt.timedelta(days=3)
+    response = client_for(agent).post(
+        complete_url(followup),
+        {"outcome": "reached", "next_due_at": when.strftime("%Y-%m-%dT%H:%M")},
+        headers=HX,
+    )
+    following = FollowUp.objects.get(previous=followup)
+    assert following.due_at == when.replace(second=0, microsecond=0)
+    assert following.purpose == FollowUp.Purpose.PROMISED_CALLBACK
+    assert "upcoming" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("2020-01-01T10:00", "Choose a time in the future."), ("someday", "Enter a valid date/time.")],
+)
+def test_next_follow_up_errors_name_the_field(agent, customer, value, message):
+    followup = owed(customer, agent, hours=1)
+    response = client_for(agent).post(
+        complete_url(followup), {"outcome": "reached", "next_due_at": value}, headers=HX
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f"Next follow-up at: {message}" in html
+    assert '<details data-testid="log-call" open>' in html
+    followup.refresh_from_db()
+    assert followup.status == FollowUp.Status.OPEN
+
+
+def test_supervisor_filters_everyones_by_assignee(
+    supervisor, agent, complaint_specialist, customer
+):
+    agents = owed(customer, agent, hours=1)
+    specialists = owed(customer, complaint_specialist, hours=1)
+    client = client_for(supervisor)
+    html = client.get(reverse(LIST), {"scope": "all", "assignee": agent.pk}).content.decode()
+    assert f'id="followup-{agents.pk}"' in html
+    assert f'id="followup-{specialists.pk}"' not in html
+    assert f'<option value="{complaint_specialist.pk}"' in html
+    # an agent's assignee filter is ignored: their own list
+    mine = client_for(agent).get(reverse(LIST), {"assignee": complaint_specialist.pk})
+    assert f'id="followup-{agents.pk}"' in mine.content.decode()
+
+
+def test_team_followups_without_an_assignee_are_shown_to_the_team(agent, customer):
+    from kefu.accounts.tests.factories import TeamFactory, UserFactory
+
+    team = TeamFactory(name="热线组")
+    agent.team = team
+    agent.save(update_fields=["team"])
+    outsider = UserFactory(username="outsider", role="agent")
+    unassigned = FollowUp.objects.create(
+        customer=customer,
+        purpose=FollowUp.Purpose.PROMISED_CALLBACK,
+        due_at=timezone.now() + dt.timedelta(hours=1),
+        team=team,
+        note="组内回电",
+    )
+    html = client_for(agent).get(reverse(LIST)).content.decode()
+    assert f'id="team-followup-{unassigned.pk}"' in _section(html, "team")
+    assert 'data-group="team"' not in client_for(outsider).get(reverse(LIST)).content.decode()
+
+
+def test_follow_up_list_runs_a_constant_number_of_queries(agent, customer):
+    from kefu.customers.tests.factories import make_customer
+
+    client = client_for(agent)
+    owed(customer, agent, hours=-1)
+    client.get(reverse(LIST))
+    with CaptureQueriesContext(connection) as one:
+        client.get(reverse(LIST))
+    for index in range(5):
+        owed(make_customer(name=f"顾客{index}"), agent, hours=index * 20 - 10)
+    with CaptureQueriesContext(connection) as six:
+        html = client.get(reverse(LIST)).content.decode()
+    assert html.count('<tr id="followup-') == 6
+    assert len(six) == len(one)
+
+
+# --- Sending a message --------------------------------------------------------------------------
+
+
+def message_url(followup: FollowUp) -> str:
+    return reverse("followups:followup_message", args=[followup.pk])
+
+
+def test_send_a_message_to_the_customer(agent, customer):
+    """The SMS goes through the gateway (the local outbox here) to the full number."""
+    from kefu.campaigns.models import OutboxMessage
+
+    followup = owed(customer, agent, hours=-1)
+    response = client_for(agent).post(
+        message_url(followup), {"body": "您好，刚才未能接通，请回电。"}, headers=HX
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.strip().startswith(f'<form id="followup-message-{followup.pk}"')
+    assert "Sent to 138****1234." in html
+    message = OutboxMessage.objects.get()
+    assert message.gateway == "sms"
+    assert message.to == "+8613812341234"
+    assert message.body == "您好，刚才未能接通，请回电。"
+    assert message.customer == customer
+    assert message.reference.startswith(f"followup-{followup.pk}-")
+
+
+def test_message_errors_come_back_on_the_form(agent, customer):
+    from kefu.campaigns.models import OutboxMessage
+    from kefu.customers.tests.factories import make_customer
+
+    followup = owed(customer, agent, hours=1)
+    no_phone = owed(make_customer(name="无电话", phone=None), agent, hours=1)
+    client = client_for(agent)
+    empty = client.post(message_url(followup), {"body": "  "}, headers=HX)
+    unreachable = client.post(message_url(no_phone), {"body": "您好"}, headers=HX)
+    assert empty.status_code == 200
+    assert "Write the message." in empty.content.decode()
+    assert unreachable.status_code == 200
+    assert "The customer has no phone number." in unreachable.content.decode()
+    assert not OutboxMessage.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [("complaint_specialist", 200), ("records_officer", 403), ("store_manager", 403)],
+)
+def test_who_may_send_a_message(request, agent, customer, role, status):
+    """Supervisors (who see everyone's) may; a read-only role may not."""
+    followup = owed(customer, agent, hours=1)
+    user = request.getfixturevalue(role)
+    response = client_for(user).post(message_url(followup), {"body": "您好"}, headers=HX)
+    assert response.status_code == status
+
+
+def test_another_agents_follow_up_cannot_be_messaged(agent, customer):
+    from kefu.accounts.tests.factories import UserFactory
+
+    other = UserFactory(username="other-agent", role="agent")
+    followup = owed(customer, other, hours=1)
+    assert client_for(agent).post(message_url(followup), {"body": "您好"}).status_code == 404
+
+
+# --- The records officer's lists ----------------------------------------------------------------
+
+LISTS = "followups:care_list_index"
+BUILD = "followups:care_list_build"
+
+
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("anonymous", 302),
+        ("records_officer", 200),
+        ("manager", 200),
+        ("agent", 403),
+        ("store_manager", 403),
+    ],
+)
+def test_lists_page_permission_matrix(request, role, status):
+    user = None if role == "anonymous" else request.getfixturevalue(role)
+    assert client_for(user).get(reverse(LISTS)).status_code == status
+
+
+def test_records_officer_builds_the_key_accounts_list(records_officer, customer):
+    """Key accounts go to the VIP specialists; the history shows the list and links to it."""
+    from kefu.accounts.tests.factories import UserFactory
+    from kefu.customers.models import Customer
+    from kefu.followups.models import CareList
+
+    specialist = UserFactory(username="vip", role="vip_specialist")
+    Customer.objects.filter(pk=customer.pk).update(level=Customer.Level.KEY_ACCOUNT)
+    client = client_for(records_officer)
+    response = client.post(reverse(BUILD), {"kind": "key_accounts"})
+    assert response.status_code == 302
+    care_list = CareList.objects.get()
+    assert (care_list.kind, care_list.customers, care_list.handed_over) == ("key_accounts", 1, 1)
+    assert care_list.built_by == records_officer
+    assert FollowUp.objects.get(care_list=care_list).assignee == specialist
+    html = client.get(reverse(LISTS)).content.decode()
+    detail = reverse("followups:care_list_detail", args=[care_list.pk])
+    assert f'href="{detail}"' in html
+    detail_html = client.get(detail).content.decode()
+    assert "张三" in detail_html
+    assert str(specialist) in detail_html
+
+
+def test_birthday_list_needs_a_sensible_number_of_days(records_officer):
+    """A bad number of days: the form comes back with the error on the field (HTMX, 200)."""
+    from kefu.followups.models import CareList
+
+    client = client_for(records_officer)
+    response = client.post(reverse(BUILD), {"kind": "birthdays", "days": "90"}, headers=HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.strip().startswith('<form id="build-birthdays"')
+    assert "Days ahead: " in html
+    page = client.post(reverse(BUILD), {"kind": "gossip"})
+    assert page.status_code == 200
+    assert "List: " in page.content.decode()
+    assert not CareList.objects.exists()
+
+
+def test_htmx_build_redirects_to_the_lists(records_officer):
+    response = client_for(records_officer).post(
+        reverse(BUILD), {"kind": "birthdays", "days": "7"}, headers=HX
+    )
+    assert response["HX-Redirect"] == reverse(LISTS)
+
+
+@pytest.mark.parametrize("role", ["agent", "complaint_specialist"])
+def test_only_list_keepers_build_lists(request, role):
+    user = request.getfixturevalue(role)
+    assert client_for(user).post(reverse(BUILD), {"kind": "churn_risk"}).status_code == 403
+
+
+def test_unknown_list_is_not_found(records_officer):
+    response = client_for(records_officer).get(reverse("followups:care_list_detail", args=[9999]))
+    assert response.status_code == 404
+
+
+def test_a_team_member_takes_an_unassigned_team_follow_up(client, agent):
+    """The team's unassigned follow-ups are listed with a button that makes one mine."""
+    from kefu.accounts.models import Team
+    from kefu.customers.tests.factories import make_customer
+    from kefu.followups.models import FollowUp
+    from kefu.tickets.tests.fixtures import at
+
+    # given
+    team = Team.objects.create(name="回访组")
+    agent.team = team
+    agent.save()
+    followup = FollowUp.objects.create(
+        customer=make_customer(name="团队客户"),
+        purpose="member_care",
+        due_at=at(2026, 11, 30, 9),
+        team=team,
+    )
+    client.force_login(agent)
+    assert f'id="take-{followup.pk}"' in client.get("/followups/").content.decode()
+    # when
+    response = client.post(f"/followups/{followup.pk}/take/")
+    # then
+    assert response.status_code == 302
+    followup.refresh_from_db()
+    assert followup.assignee == agent
