@@ -73,6 +73,9 @@ _CAMPAIGNS = [
     "campaigns.add_optout",
     "followups.add_carelist",
     "followups.view_carelist",
+    "campaigns.view_optout",
+    "campaigns.add_memberbenefit",
+    "campaigns.view_memberbenefit",
 ]
 _APPOINTMENTS = [
     "appointments.view_appointment",

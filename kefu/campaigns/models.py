@@ -7,6 +7,7 @@ failed / skipped); a retried send takes only pending rows, so nobody is messaged
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from kefu.core.models import TimeStampedModel
@@ -166,7 +167,7 @@ class Campaign(TimeStampedModel):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return f"/campaigns/{self.pk}/"
+        return reverse("campaigns:campaign_detail", kwargs={"pk": self.pk})
 
 
 class CampaignRecipient(models.Model):

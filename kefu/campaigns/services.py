@@ -94,10 +94,13 @@ def template_save(
         raise ValidationFailed({"name": [_("A template with this name exists.")]})
     if template_id is None:
         return MessageTemplate.objects.create(**cleaned)
-    updated = MessageTemplate.objects.filter(pk=template_id).update(**cleaned)
-    if not updated:
+    template = MessageTemplate.objects.select_for_update().filter(pk=template_id).first()
+    if template is None:
         raise NotFound(_("Template not found."))
-    return MessageTemplate.objects.get(pk=template_id)
+    for key, value in cleaned.items():
+        setattr(template, key, value)
+    template.save()
+    return template
 
 
 @transaction.atomic
@@ -111,7 +114,7 @@ def segment_save(
     """Save an audience by its filters (level, tags, store, birthday window, lifecycle, last
     purchase, churn risk)."""
     require_perm(actor, "campaigns.change_segment")
-    name = (name or "").strip()
+    name = (name or "").strip()[:100]
     errors = {}
     if not name:
         errors["name"] = [_("A name is required.")]
@@ -317,7 +320,11 @@ def _claim(campaign_id: int, limit: int) -> list[CampaignRecipient]:
     with transaction.atomic():
         rows = list(
             CampaignRecipient.objects.select_for_update(skip_locked=True)
-            .filter(campaign_id=campaign_id, status=CampaignRecipient.Status.PENDING)
+            .filter(
+                campaign_id=campaign_id,
+                campaign__status=Campaign.Status.SENDING,  # a cancel stops the next batch
+                status=CampaignRecipient.Status.PENDING,
+            )
             .order_by("id")[:limit]
         )
         if rows:
@@ -347,15 +354,25 @@ def campaign_dispatch(
         rows = _claim(campaign.pk, batch)
         if not rows:
             break
-        customers = Customer.objects.select_related("store").in_bulk([r.customer_id for r in rows])
+        customers = (
+            Customer.objects.select_related("store")
+            .only("name", "number", "birthday", "store__name")
+            .in_bulk([r.customer_id for r in rows])
+        )
+        messages = []
         for row in rows:
             customer = customers[row.customer_id]
             subject, body = render(
                 template, customer, today=today, holiday=campaign.holiday, gift=campaign.gift
             )
             reference = f"campaign-{campaign.pk}-recipient-{row.pk}"
-            _send_one(gateway, row, customer, subject=subject, body=body, reference=reference)
-            counts["sent" if row.status == CampaignRecipient.Status.SENT else "failed"] += 1
+            messages.append((row, customer, subject, body, reference))
+        if isinstance(gateway, gateways.OutboxGateway):
+            counts["sent"] += _outbox_batch(template.gateway, messages)
+        else:
+            for row, customer, subject, body, reference in messages:
+                _send_one(gateway, row, customer, subject=subject, body=body, reference=reference)
+                counts["sent" if row.status == CampaignRecipient.Status.SENT else "failed"] += 1
         if rate:
             # One batch of `rate` messages per second at most.
             spent = clock() - window
@@ -372,20 +389,33 @@ def campaign_dispatch(
     return counts
 
 
-def _send_one(gateway, row: CampaignRecipient, customer: Customer, **message: str) -> None:
+def _outbox_batch(kind: str, messages: list) -> int:
+    """The local outbox: the records and the sent marks of a whole batch in one transaction,
+    so each claimed recipient gets exactly one message."""
     now = timezone.now()
-    if isinstance(gateway, gateways.OutboxGateway):
-        # The record is the send: written with the status in one transaction, exactly once.
-        with transaction.atomic():
-            provider_id = gateway.send(to=row.address, customer=customer, **message)
-            OutboxMessage.objects.filter(reference=message["reference"]).update(recipient=row)
-            row.status, row.provider_id, row.sent_at = (
-                CampaignRecipient.Status.SENT,
-                provider_id,
-                now,
-            )
-            row.save(update_fields=["status", "provider_id", "sent_at"])
-        return
+    with transaction.atomic():
+        OutboxMessage.objects.bulk_create(
+            [
+                OutboxMessage(
+                    gateway=kind,
+                    to=row.address,
+                    subject=subject,
+                    body=body,
+                    customer_id=customer.pk,
+                    recipient_id=row.pk,
+                    reference=reference,
+                )
+                for row, customer, subject, body, reference in messages
+            ]
+        )
+        return CampaignRecipient.objects.filter(
+            pk__in=[m[0].pk for m in messages], status=CampaignRecipient.Status.SENDING
+        ).update(status=CampaignRecipient.Status.SENT, provider_id="outbox", sent_at=now)
+
+
+def _send_one(gateway, row: CampaignRecipient, customer: Customer, **message: str) -> None:
+    """A provider outside Kefu: the row was claimed (committed) before; marked after."""
+    now = timezone.now()
     try:
         provider_id = gateway.send(to=row.address, customer=customer, **message)
     except gateways.GatewayError as exc:
@@ -415,7 +445,7 @@ def campaign_test_send(
         return gateways.gateway_for(template.gateway).send(
             to=to,
             subject=f"[{_('Test')}] {subject}",
-            body=body,
+            body=body if template.gateway == Gateway.EMAIL else f"[{_('Test')}] {body}",
             reference=f"test-{template.pk}-{actor.pk}",
             customer=None,
         )
@@ -502,6 +532,7 @@ def optout_record(
 ) -> OptOut:
     """The customer asked for no more bulk messages on a channel (or all); honoured from the next
     campaign on and kept on their timeline."""
+    require_perm(actor, "campaigns.add_optout")
     if channel not in OptOut.Channel.values:
         raise ValidationFailed({"channel": [_("Choose from the list.")]})
     customer = Customer.objects.filter(pk=customer_id).first()
@@ -540,11 +571,12 @@ def benefit_record(
     now: dt.datetime | None = None,
 ) -> MemberBenefit:
     """A birthday or holiday gift handed to a member; once per occasion."""
+    require_perm(actor, "campaigns.add_memberbenefit")
     now = now or timezone.now()
     errors = {}
     if kind not in MemberBenefit.Kind.values:
         errors["kind"] = [_("Choose from the list.")]
-    occasion = (occasion or "").strip()
+    occasion = (occasion or "").strip()[:50]
     if not occasion:
         errors["occasion"] = [_("Say which occasion (2026, 2026 中秋节...).")]
     if errors:

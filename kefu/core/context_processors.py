@@ -40,6 +40,26 @@ def navigation(request):
                 "key": "reports",
             }
         )
+    if user.has_perm("conversations.view_callrecord"):
+        items.append(
+            {"label": _("Calls"), "url": reverse("conversation_admin:call_list"), "key": "calls"}
+        )
+    if user.has_perm("appointments.view_appointment"):
+        items.append(
+            {
+                "label": _("Appointments"),
+                "url": reverse("appointments:appointment_list"),
+                "key": "appointments",
+            }
+        )
+    if user.has_perm("campaigns.view_campaign"):
+        items.append(
+            {
+                "label": _("Bulk messages"),
+                "url": reverse("campaigns:campaign_list"),
+                "key": "campaigns",
+            }
+        )
     if user.has_perm("followups.view_followup"):
         items.append(
             {

@@ -227,3 +227,23 @@ def test_test_send_goes_to_oneself(birthday_sms, records_officer):
     assert message.to == "13800009999"
     assert message.subject.startswith("[")
     assert not OptOut.objects.exists()
+
+
+def test_a_cancelled_campaign_sends_no_further_batch(birthday_sms, records_officer):
+    for i in range(3):
+        make_customer(name=f"客户{i}", level="vip")
+    segment = services.segment_save(actor=records_officer, name="VIP", filters={"levels": ["vip"]})
+    campaign = services.campaign_create(
+        actor=records_officer,
+        data={"name": "取消", "template": birthday_sms.pk, "segment": segment.pk},
+    )
+    services.campaign_launch(actor=records_officer, campaign_id=campaign.pk)
+    services.campaign_queue(campaign_id=campaign.pk)
+    # when: cancelled before the worker's batch
+    services.campaign_cancel(actor=records_officer, campaign_id=campaign.pk)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)  # a racing run
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.CANCELLED)
+    _run(campaign)
+    # then
+    assert not OutboxMessage.objects.exists()
+    assert campaign.recipients.filter(status="pending").count() == 3
