@@ -371,7 +371,15 @@ def campaign_dispatch(
             counts["sent"] += _outbox_batch(template.gateway, messages)
         else:
             for row, customer, subject, body, reference in messages:
-                _send_one(gateway, row, customer, subject=subject, body=body, reference=reference)
+                _send_one(
+                    gateway,
+                    row,
+                    customer,
+                    subject=subject,
+                    body=body,
+                    reference=reference,
+                    template_id=template.wechat_template_id,
+                )
                 counts["sent" if row.status == CampaignRecipient.Status.SENT else "failed"] += 1
         if rate:
             # One batch of `rate` messages per second at most.
@@ -448,6 +456,7 @@ def campaign_test_send(
             body=body if template.gateway == Gateway.EMAIL else f"[{_('Test')}] {body}",
             reference=f"test-{template.pk}-{actor.pk}",
             customer=None,
+            template_id=template.wechat_template_id,
         )
     except gateways.GatewayError as exc:
         raise ValidationFailed({"to": [str(exc)]}) from None

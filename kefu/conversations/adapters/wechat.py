@@ -67,7 +67,8 @@ def _error_text(errcode: int) -> str:
     return _("WeChat refused the message.")
 
 
-def _describe(exc: WeChatClientException) -> str:
+def describe_error(exc: WeChatClientException) -> str:
+    """A readable reason for a WeChat API error (the code and WeChat's own message kept)."""
     if exc.errcode is None:
         status = getattr(exc.response, "status_code", "?")
         return _("WeChat answered with HTTP status %(status)s.") % {"status": status}
@@ -173,7 +174,7 @@ class WeChatAdapter:
             else:
                 result = client.message.send_text(openid, message.body)
         except WeChatClientException as exc:
-            raise DeliveryFailed(_describe(exc)) from exc
+            raise DeliveryFailed(describe_error(exc)) from exc
         except requests.RequestException as exc:
             # Not str(exc): it holds the token request's URL, AppSecret included.
             raise DeliveryFailed(

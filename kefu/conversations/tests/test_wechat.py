@@ -133,6 +133,9 @@ class _StandIn(BaseHTTPRequestHandler):
         elif url.path == "/cgi-bin/message/custom/send":
             api.sent.append(json.loads(body))
             self._answer(api.send_answer)
+        elif url.path == "/cgi-bin/message/template/send":
+            api.templates.append(json.loads(body))
+            self._answer({"errcode": 0, "errmsg": "ok", "msgid": 200228332})
         elif url.path == "/cgi-bin/media/upload":
             api.uploads.append({"type": query.get("type"), "body": body})
             self._answer({"type": "image", "media_id": "MEDIA_ID_1", "created_at": 1796004000})
@@ -147,6 +150,7 @@ class WeChatApi:
         self.token_requests: list[dict] = []
         self.sent: list[dict] = []
         self.uploads: list[dict] = []
+        self.templates: list[dict] = []
         self.send_answer: dict = {"errcode": 0, "errmsg": "ok"}
 
 
