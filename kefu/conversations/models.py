@@ -10,6 +10,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -144,6 +145,8 @@ class AgentStatus(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.OFFLINE)
     capacity = models.PositiveSmallIntegerField(_("chats at once"), default=5)
     changed_at = models.DateTimeField(_("since"), null=True, blank=True)
+    # When the agent last got a chat: among equally busy agents, the one waiting longest next.
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("agent status")
@@ -274,8 +277,16 @@ class Conversation(TimeStampedModel):
             ),
         ]
         indexes = [
+            # The agent's open chats, newest first; closed ones (nearly all) are not in it.
             models.Index(
-                fields=["assignee", "status", "-last_message_at"], name="conversation_agent_inbox"
+                fields=["assignee", "-last_message_at"],
+                condition=~Q(status="closed"),
+                name="conversation_open_agent",
+            ),
+            models.Index(
+                fields=["-closed_at"],
+                condition=Q(status="closed"),
+                name="conversation_closed_recent",
             ),
             models.Index(fields=["status", "-last_message_at"], name="conversation_status_recent"),
             models.Index(fields=["customer", "-created_at"], name="conversation_customer"),
@@ -316,7 +327,10 @@ class Message(models.Model):
         READ = "read", _("Read")
         FAILED = "failed", _("Failed")
 
-    conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="messages")
+    # Indexed by message_conversation (conversation, id), which also serves the foreign key.
+    conversation = models.ForeignKey(
+        Conversation, models.CASCADE, related_name="messages", db_index=False
+    )
     channel = models.ForeignKey(Channel, models.PROTECT, related_name="+")
     direction = models.CharField(max_length=4, choices=Direction)
     kind = models.CharField(max_length=10, choices=Kind, default=Kind.TEXT)
@@ -335,7 +349,7 @@ class Message(models.Model):
     attachment_name = models.CharField(max_length=200, blank=True)
     media_url = models.URLField(max_length=500, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -144,7 +144,7 @@ def _open_load(user_ids: list[int]) -> dict[int, int]:
     return {row["assignee_id"]: row["n"] for row in rows}
 
 
-def _candidates(queue: InboxQueue | None) -> list[tuple[User, int]]:
+def _candidates(queue: InboxQueue | None) -> list[tuple[AgentStatus, int]]:
     """Online agents of the queue (or every online agent) with room left, and their load."""
     statuses = AgentStatus.objects.filter(
         status=AgentStatus.Status.ONLINE, user__is_active=True
@@ -153,9 +153,7 @@ def _candidates(queue: InboxQueue | None) -> list[tuple[User, int]]:
         statuses = statuses.filter(user__inbox_queues=queue)
     statuses = list(statuses.order_by("user_id"))
     load = _open_load([s.user_id for s in statuses])
-    return [
-        (s.user, load.get(s.user_id, 0)) for s in statuses if load.get(s.user_id, 0) < s.capacity
-    ]
+    return [(s, load.get(s.user_id, 0)) for s in statuses if load.get(s.user_id, 0) < s.capacity]
 
 
 def agents_online(*, queue_id: int | None = None) -> bool:
@@ -165,16 +163,26 @@ def agents_online(*, queue_id: int | None = None) -> bool:
     return statuses.exists()
 
 
-def _pick_agent(queue: InboxQueue | None) -> User | None:
+def _pick_agent(queue_id: int | None) -> User | None:
+    # The queue row is locked: two chats routed at once take turns, and round robin reads the
+    # last agent from the database, not from a stale object.
+    queue = (
+        InboxQueue.objects.select_for_update().filter(pk=queue_id).first()
+        if queue_id is not None
+        else None
+    )
     candidates = _candidates(queue)
     if not candidates:
         return None
     if queue is not None and queue.strategy == InboxQueue.Strategy.ROUND_ROBIN:
         after = queue.last_assigned_id or 0
-        ordered = sorted(candidates, key=lambda c: (c[0].pk <= after, c[0].pk))
-        return ordered[0][0]
-    # Least busy: fewest open chats, then the one who waited longest for a chat.
-    return min(candidates, key=lambda c: (c[1], c[0].pk))[0]
+        ordered = sorted(candidates, key=lambda c: (c[0].user_id <= after, c[0].user_id))
+        return ordered[0][0].user
+    # Least busy: fewest open chats, then the one who has waited longest for a chat.
+    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return min(
+        candidates, key=lambda c: (c[1], c[0].last_assigned_at or oldest, c[0].user_id)
+    )[0].user
 
 
 def _assign(
@@ -193,6 +201,7 @@ def _assign(
     conversation.save(update_fields=["assignee", "assigned_at", "status", "updated_at"])
     if conversation.queue_id:
         InboxQueue.objects.filter(pk=conversation.queue_id).update(last_assigned=agent)
+    AgentStatus.objects.filter(user=agent).update(last_assigned_at=now)
     _event(conversation, kind, actor=actor, now=now, to=agent.pk, previous=previous, note=note)
     if actor != agent:
         notify(
@@ -211,7 +220,7 @@ def _assign(
 
 
 def _route(conversation: Conversation, *, now: dt.datetime) -> None:
-    agent = _pick_agent(conversation.queue)
+    agent = _pick_agent(conversation.queue_id)
     if agent is not None:
         _assign(conversation, agent, actor=None, now=now)
 
@@ -439,6 +448,7 @@ def _receive(channel: Channel, inbound: Inbound, *, now: dt.datetime, passive: b
         _rate(rated, rating=int(inbound.body), comment="", now=now)
         # Kept with its external id, so WeChat's retry of the answer is recognised.
         answer = Message.objects.create(
+            created_at=now,
             conversation=rated,
             channel=channel,
             direction=Message.Direction.IN,
@@ -481,6 +491,7 @@ def _receive(channel: Channel, inbound: Inbound, *, now: dt.datetime, passive: b
         conversation.closed_at = None
         _event(conversation, ConversationEvent.Kind.REOPENED, actor=None, now=now)
     message = Message(
+        created_at=now,
         conversation=conversation,
         channel=channel,
         direction=Message.Direction.IN,
@@ -498,6 +509,7 @@ def _receive(channel: Channel, inbound: Inbound, *, now: dt.datetime, passive: b
     message.save()
     for name, content in inbound.attachments[1:]:
         extra = Message(
+            created_at=now,
             conversation=conversation,
             channel=channel,
             direction=Message.Direction.IN,
@@ -543,6 +555,7 @@ def _send_automatic(
     conversation: Conversation, text: str, *, now: dt.datetime, passive: bool
 ) -> Message:
     message = Message.objects.create(
+        created_at=now,
         conversation=conversation,
         channel=conversation.channel,
         direction=Message.Direction.OUT,
@@ -633,6 +646,7 @@ def message_send(
     if conversation.assignee_id is None:
         _assign(conversation, actor, actor=actor, now=now)
     message = Message(
+        created_at=now,
         conversation=conversation,
         channel=conversation.channel,
         direction=Message.Direction.OUT,
@@ -667,14 +681,18 @@ def message_send(
 
 
 @transaction.atomic
-def note_add(*, actor: User, conversation_id: int, body: str) -> Message:
+def note_add(
+    *, actor: User, conversation_id: int, body: str, now: dt.datetime | None = None
+) -> Message:
     """An internal note: agents see it beside the chat, the customer never does."""
+    now = now or timezone.now()
     conversation = _lock(conversation_id)
     _require_work(actor, conversation)
     body = (body or "").strip()
     if not body:
         raise ValidationFailed({"body": [_("Write a note first.")]})
     message = Message.objects.create(
+        created_at=now,
         conversation=conversation,
         channel=conversation.channel,
         direction=Message.Direction.NOTE,
@@ -869,6 +887,7 @@ def conversation_close(
             else _("Thank you for chatting with us. How did we do?")
         )
         survey = Message.objects.create(
+            created_at=now,
             conversation=conversation,
             channel=channel,
             direction=Message.Direction.OUT,

@@ -90,7 +90,11 @@ def _tabs(user: User, view: str, counts: dict[str, int]) -> list[dict[str, Any]]
 
 def _counts(user: User) -> dict[str, int]:
     """Open chats of the agent and chats nobody has yet, in one query."""
-    return selectors.conversation_list_visible_to(user=user).aggregate(
+    visible = selectors.conversation_list_visible_to(user=user)
+    # Only open and waiting chats count: the closed ones (nearly all of them) stay out of the scan.
+    return visible.filter(
+        status__in=[Conversation.Status.OPEN, Conversation.Status.QUEUED]
+    ).aggregate(
         mine=Count(
             "id",
             filter=Q(assignee=user)

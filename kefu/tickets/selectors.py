@@ -109,8 +109,22 @@ def handoff_list_for_handler(*, user: User) -> QuerySet[TicketHandoff]:
 
 def category_choices() -> list[tuple[int, str]]:
     """Active categories as (id, "parent › child") pairs, in tree order."""
-    categories = list(Category.objects.filter(is_active=True).select_related("parent"))
-    return sorted(((c.pk, c.path) for c in categories), key=lambda pair: pair[1])
+    rows = {
+        pk: (name, parent)
+        for pk, name, parent in Category.objects.values_list("pk", "name", "parent_id")
+    }
+    active = Category.objects.filter(is_active=True).values_list("pk", flat=True)
+
+    def path(pk: int) -> str:  # the whole tree is in `rows`: one query, however deep
+        names, seen = [], set()
+        node: int | None = pk
+        while node is not None and node in rows and node not in seen:
+            seen.add(node)
+            names.append(rows[node][0])
+            node = rows[node][1]
+        return " › ".join(reversed(names))
+
+    return sorted(((pk, path(pk)) for pk in active), key=lambda pair: pair[1])
 
 
 def category_descendant_ids(category_ids: list[int]) -> set[int]:

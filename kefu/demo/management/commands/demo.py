@@ -1,4 +1,5 @@
 import time
+from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -6,6 +7,7 @@ from django.db import transaction
 from kefu.accounts.models import User
 from kefu.customers.imports import customer_import_rows
 from kefu.customers.models import Customer
+from kefu.demo import conversations as demo_conversations
 from kefu.demo import data
 from kefu.demo import tickets as demo_tickets
 
@@ -17,7 +19,8 @@ class Command(BaseCommand):
     help = (
         "Load the demo department: the customer service of a pharmacy chain with four stores, "
         "22 staff logins (password kefu-demo), generated customers and tickets of the last 60 "
-        "days worked through the ticket workflow. Same seed, same data."
+        "days worked through the ticket workflow, chats and hotline calls of the last two weeks. "
+        "Same seed, same data."
     )
 
     def add_arguments(self, parser):
@@ -31,7 +34,8 @@ class Command(BaseCommand):
             default=None,
             help=(
                 f"How many tickets (default one per 10 customers, at most "
-                f"{demo_tickets.DEFAULT_TICKETS}); 0 loads neither tickets nor their settings."
+                f"{demo_tickets.DEFAULT_TICKETS}); 0 loads neither tickets nor their settings, "
+                "nor chats and calls."
             ),
         )
         parser.add_argument(
@@ -84,10 +88,21 @@ class Command(BaseCommand):
                 demo_tickets.tickets_load(seed=seed, count=tickets)
             else:
                 tickets = 0
+            chats: Counter[str] = Counter()
+            if tickets:  # --tickets 0: the department and its customers alone, no activity
+                chats = demo_conversations.conversations_load(
+                    seed=seed,
+                    count=min(
+                        demo_conversations.DEFAULT_CONVERSATIONS,
+                        created // demo_conversations.CUSTOMERS_PER_CONVERSATION,
+                    ),
+                )
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"Loaded the demo department in {elapsed:.1f} s: {len(data.STORES)} stores, "
-            f"{len(data.STAFF)} staff, {created:,} customers, {tickets:,} tickets (seed {seed})."
+            f"{len(data.STAFF)} staff, {created:,} customers, {tickets:,} tickets, "
+            f"{chats['conversations']:,} chats, {chats['call']:,} calls "
+            f"(seed {seed})."
         )
         self.stdout.write(data.LOGINS_HELP)
         if tickets:
