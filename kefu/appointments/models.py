@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kefu.core.models import TimeStampedModel
 
@@ -111,7 +112,7 @@ class Appointment(TimeStampedModel):
     ticket = models.ForeignKey(
         "tickets.Ticket", models.SET_NULL, null=True, blank=True, related_name="appointments"
     )
-    purpose = models.CharField(_("purpose"), max_length=200, blank=True)
+    purpose = models.CharField(pgettext_lazy("appointment", "purpose"), max_length=200, blank=True)
     booked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )

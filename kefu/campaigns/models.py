@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kefu.core.models import TimeStampedModel
 
@@ -65,7 +66,12 @@ class MessageTemplate(TimeStampedModel):
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     gateway = models.CharField(_("sent by"), max_length=10, choices=Gateway)
-    purpose = models.CharField(_("purpose"), max_length=20, choices=Purpose, default=Purpose.OTHER)
+    purpose = models.CharField(
+        pgettext_lazy("message template", "purpose"),
+        max_length=20,
+        choices=Purpose,
+        default=Purpose.OTHER,
+    )
     subject = models.CharField(_("subject"), max_length=200, blank=True)
     body = models.TextField(
         _("text"),

@@ -178,9 +178,9 @@ class Conversation(TimeStampedModel):
         CLOSED = "closed", pgettext_lazy("conversation status", "Closed")
 
     class Outcome(models.TextChoices):
-        ANSWERED = "answered", _("Answered")
+        ANSWERED = "answered", pgettext_lazy("consultation outcome", "Answered")
         APPOINTMENT = "appointment", _("Store appointment")
-        ORDER = "order", _("Order")
+        ORDER = "order", pgettext_lazy("consultation outcome", "Order")
         TICKET = "ticket", _("Complaint ticket")
         NO_RESULT = "no_result", _("No result")
 
@@ -236,8 +236,10 @@ class Conversation(TimeStampedModel):
     )
     # The consultation record (客户咨询即时记录表), filled in when the conversation is closed.
     topic = models.CharField(_("topic"), max_length=200, blank=True)
-    outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome, blank=True)
-    outcome_note = models.TextField(_("record"), blank=True)
+    outcome = models.CharField(
+        pgettext_lazy("consultation", "outcome"), max_length=20, choices=Outcome, blank=True
+    )
+    outcome_note = models.TextField(pgettext_lazy("consultation", "record"), blank=True)
     ticket = models.ForeignKey(
         "tickets.Ticket",
         models.SET_NULL,
@@ -407,9 +409,9 @@ class CallRecord(TimeStampedModel):
         OUT = "out", _("Outgoing")
 
     class Result(models.TextChoices):
-        ANSWERED = "answered", _("Answered")
-        MISSED = "missed", _("Missed")
-        DROPPED = "dropped", _("Dropped")
+        ANSWERED = "answered", pgettext_lazy("call result", "Answered")
+        MISSED = "missed", pgettext_lazy("call result", "Missed")
+        DROPPED = "dropped", pgettext_lazy("call result", "Dropped")
 
     customer = models.ForeignKey(
         "customers.Customer", models.CASCADE, related_name="calls", verbose_name=_("customer")

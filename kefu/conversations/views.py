@@ -162,7 +162,7 @@ def _strings() -> dict[str, Any]:
     """What inbox.js shows, translated here (no language strings in the script)."""
     return {
         "typing": _("The customer is typing…"),
-        "customer": _("Customer"),
+        "customer": pgettext("message author", "Customer"),
         "automatic": _("Automatic"),
         "note": _("Internal note"),
         "attachment": _("Attachment"),

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kefu.audit.models import AuditEntry
 from kefu.customers.models import ContactPoint, Customer, CustomerEvent
@@ -50,7 +51,11 @@ CONVERSATION_KINDS = {
     CustomerEvent.Kind.CONVERSATION_STARTED,
     CustomerEvent.Kind.CONVERSATION_CLOSED,
 }
-_CALL_RESULTS = {"answered": _("Answered"), "missed": _("Missed"), "dropped": _("Dropped")}
+_CALL_RESULTS = {
+    "answered": pgettext_lazy("call result", "Answered"),
+    "missed": pgettext_lazy("call result", "Missed"),
+    "dropped": pgettext_lazy("call result", "Dropped"),
+}
 _CALL_DIRECTIONS = {"in": _("Incoming"), "out": _("Outgoing")}
 
 
