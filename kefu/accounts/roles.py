@@ -183,17 +183,25 @@ def role_group_name(role: str) -> str:
 
 
 def roles_sync(sender=None, using: str = "default", **kwargs) -> None:
-    """Create one group per role and give it exactly the permissions above (idempotent)."""
+    """Create one group per role and give it exactly the permissions above (idempotent).
+
+    Connected to post_migrate, which fires once per app: only the last app's signal does the
+    work, when every app's permissions exist (a test database flush is much faster for it).
+    """
+    from django.apps import apps
     from django.contrib.auth.models import Group, Permission
 
+    if sender is not None:
+        with_models = [config for config in apps.get_app_configs() if config.models_module]
+        if with_models and sender.label != with_models[-1].label:
+            return
+    known = {
+        (app_label, codename): pk
+        for pk, app_label, codename in Permission.objects.using(using).values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
     for role, perms in ROLE_PERMISSIONS.items():
         group, _created = Group.objects.using(using).get_or_create(name=role_group_name(role))
-        wanted = []
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            wanted.extend(
-                Permission.objects.using(using).filter(
-                    content_type__app_label=app_label, codename=codename
-                )
-            )
+        wanted = [known[key] for key in (tuple(p.split(".")) for p in perms) if key in known]
         group.permissions.set(wanted)

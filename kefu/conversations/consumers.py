@@ -55,6 +55,14 @@ class _Relay(AsyncJsonWebsocketConsumer):
         for group in list(getattr(self, "groups_joined", ())):
             await self.leave(group)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # A relayed event needs no database: skip Channels' trip to the database thread (which
+        # a busy thread turns into a backlog that overflows the layer and silences the socket).
+        if message["type"] == "kefu.event":
+            await self.kefu_event(message)
+            return
+        await super().dispatch(message)
+
     async def kefu_event(self, event: dict[str, Any]) -> None:
         payload = event["payload"]
         if payload.get("from") == self.channel_name:
@@ -72,10 +80,10 @@ class VisitorConsumer(_Relay):
         token = (query.get("visitor") or [""])[0]
         self.visitor = visitor_token_read(token, channel_code=code)
         self.channel = await self._channel(code)
+        await self.accept()  # then close with a code the browser can read (not a bare 403)
         if self.visitor is None or self.channel is None:
             await self.close(code=4403)
             return
-        await self.accept()
         try:
             last_id = int((query.get("last_id") or ["0"])[0])
         except ValueError:
@@ -113,7 +121,10 @@ class VisitorConsumer(_Relay):
         kind = content.get("type")
         try:
             if kind == "message":
-                await self._message(content)
+                try:
+                    await self._message(content)
+                except DomainError as exc:
+                    await self.send_json({**_error(exc), "client_id": content.get("client_id")})
             elif kind == "typing" and self.conversation_id:
                 await self.channel_layer.group_send(
                     realtime.staff_group(self.conversation_id),
@@ -188,6 +199,7 @@ class AgentConsumer(_Relay):
     async def connect(self) -> None:
         self.groups_joined = set()
         self.user = self.scope.get("user")
+        await self.accept()  # then close with a code the browser can read (not a bare 403)
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
             return
@@ -197,7 +209,6 @@ class AgentConsumer(_Relay):
         if not allowed:
             await self.close(code=4403)
             return
-        await self.accept()
         await self.join(realtime.agent_group(self.user.pk))
         await self.join(realtime.INBOX_GROUP)
         await self.send_json({"type": "hello", "user": self.user.pk})
@@ -214,6 +225,7 @@ class AgentConsumer(_Relay):
                 await self.join(realtime.staff_group(conversation_id))
                 for payload in backlog:
                     await self.send_json({"type": "message", "message": payload})
+                await self.send_json({"type": "watching", "conversation": conversation_id})
             elif kind == "unwatch" and conversation_id:
                 await self.leave(realtime.staff_group(conversation_id))
             elif kind == "message" and conversation_id:
@@ -224,19 +236,15 @@ class AgentConsumer(_Relay):
                     {"type": "ack", "client_id": content.get("client_id"), "id": message.pk}
                 )
             elif kind == "typing" and conversation_id in self._watched():
-                payload = {
-                    "type": "typing",
-                    "conversation": conversation_id,
-                    "who": "agent",
-                    "from": self.channel_name,
-                }
-                for group in (
+                payload = {"type": "typing", "conversation": conversation_id, "who": "agent"}
+                await self.channel_layer.group_send(
                     realtime.conversation_group(conversation_id),
+                    {"type": "kefu.event", "payload": payload},
+                )
+                await self.channel_layer.group_send(
                     realtime.staff_group(conversation_id),
-                ):
-                    await self.channel_layer.group_send(
-                        group, {"type": "kefu.event", "payload": payload}
-                    )
+                    {"type": "kefu.event", "payload": {**payload, "from": self.channel_name}},
+                )
         except DomainError as exc:
             await self.send_json(_error(exc))
         except ValueError:
