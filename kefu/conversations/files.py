@@ -34,7 +34,7 @@ def attachment_download(request: HttpRequest, token: str) -> FileResponse:
         raise Http404
     response = FileResponse(
         message.attachment.open("rb"),
-        as_attachment=not message.kind == Message.Kind.IMAGE,
+        as_attachment=message.kind != Message.Kind.IMAGE,
         filename=message.attachment_name or message.attachment.name.rsplit("/", 1)[-1],
     )
     response["X-Content-Type-Options"] = "nosniff"

@@ -180,9 +180,9 @@ def _pick_agent(queue_id: int | None) -> User | None:
         return ordered[0][0].user
     # Least busy: fewest open chats, then the one who has waited longest for a chat.
     oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
-    return min(
-        candidates, key=lambda c: (c[1], c[0].last_assigned_at or oldest, c[0].user_id)
-    )[0].user
+    return min(candidates, key=lambda c: (c[1], c[0].last_assigned_at or oldest, c[0].user_id))[
+        0
+    ].user
 
 
 def _assign(
