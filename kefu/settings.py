@@ -123,6 +123,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         ),
         "transaction_mode": "IMMEDIATE",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The ASGI server runs each request's database work in a fresh thread: persistent
+    # per-thread connections would pile up ("too many clients"), so connections come from a
+    # pool shared by the process (psycopg_pool) instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": 2,
+            "max_size": int(os.environ.get("KEFU_DB_POOL_SIZE", "20")),
+            "timeout": 10,
+        }
+    }
 # The test suite runs on SQLite unless KEFU_TEST_DATABASE_URL names a PostgreSQL server.
 TESTING = "pytest" in sys.modules
 if TESTING and (test_url := os.environ.get("KEFU_TEST_DATABASE_URL")):

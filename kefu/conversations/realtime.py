@@ -32,13 +32,18 @@ def agent_group(user_id: int) -> str:
     return f"agent.{user_id}"
 
 
+async def _send_all(layer, groups: list[str], payload: dict[str, Any]) -> None:
+    for group in groups:
+        await layer.group_send(group, {"type": "kefu.event", "payload": payload})
+
+
 def _send(groups: list[str], payload: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        for group in groups:
-            async_to_sync(layer.group_send)(group, {"type": "kefu.event", "payload": payload})
+        # One hop into the event loop for all the groups (each hop costs more than the sends).
+        async_to_sync(_send_all)(layer, groups, payload)
     except Exception:  # a dead layer must not break the business action that already committed
         log.exception("publishing %s to %s failed", payload.get("type"), groups)
 
