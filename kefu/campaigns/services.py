@@ -416,9 +416,27 @@ def _outbox_batch(kind: str, messages: list) -> int:
                 for row, customer, subject, body, reference in messages
             ]
         )
-        return CampaignRecipient.objects.filter(
+        sent = CampaignRecipient.objects.filter(
             pk__in=[m[0].pk for m in messages], status=CampaignRecipient.Status.SENDING
         ).update(status=CampaignRecipient.Status.SENT, provider_id="outbox", sent_at=now)
+        _timeline(
+            kind, [(row.campaign_id, customer.pk, body) for row, customer, _s, body, _r in messages]
+        )
+        return sent
+
+
+def _timeline(kind: str, sent: list[tuple[int, int, str]]) -> None:
+    """Each message sent goes on the customer's timeline (campaign, gateway, the text)."""
+    CustomerEvent.objects.bulk_create(
+        [
+            CustomerEvent(
+                customer_id=customer_id,
+                kind=CustomerEvent.Kind.MESSAGE_SENT,
+                data={"campaign": campaign_id, "gateway": kind, "body": body[:200]},
+            )
+            for campaign_id, customer_id, body in sent
+        ]
+    )
 
 
 def _send_one(gateway, row: CampaignRecipient, customer: Customer, **message: str) -> None:
@@ -432,6 +450,7 @@ def _send_one(gateway, row: CampaignRecipient, customer: Customer, **message: st
         return
     row.status, row.provider_id, row.sent_at = CampaignRecipient.Status.SENT, provider_id[:100], now
     row.save(update_fields=["status", "provider_id", "sent_at"])
+    _timeline(gateway.name, [(row.campaign_id, customer.pk, message.get("body", ""))])
 
 
 def campaign_test_send(

@@ -247,3 +247,18 @@ def test_a_cancelled_campaign_sends_no_further_batch(birthday_sms, records_offic
     # then
     assert not OutboxMessage.objects.exists()
     assert campaign.recipients.filter(status="pending").count() == 3
+
+
+def test_messages_sent_go_on_the_customers_timeline(birthday_sms, records_officer):
+    customer = make_customer(name="时间线", level="vip")
+    segment = services.segment_save(actor=records_officer, name="VIP", filters={"levels": ["vip"]})
+    campaign = services.campaign_create(
+        actor=records_officer,
+        data={"name": "时间线", "template": birthday_sms.pk, "segment": segment.pk},
+    )
+    services.campaign_launch(actor=records_officer, campaign_id=campaign.pk)
+    services.campaign_queue(campaign_id=campaign.pk)
+    _run(campaign)
+    event = customer.events.get(kind="message_sent")
+    assert event.data["campaign"] == campaign.pk
+    assert event.data["body"].startswith("时间线您好")
