@@ -7,6 +7,7 @@ from django.db import transaction
 from kefu.accounts.models import User
 from kefu.customers.imports import customer_import_rows
 from kefu.customers.models import Customer
+from kefu.demo import care as demo_care
 from kefu.demo import conversations as demo_conversations
 from kefu.demo import data
 from kefu.demo import tickets as demo_tickets
@@ -97,11 +98,14 @@ class Command(BaseCommand):
                         created // demo_conversations.CUSTOMERS_PER_CONVERSATION,
                     ),
                 )
+            # Member care and store visits, with the activity only (--tickets 0 leaves it out).
+            care = demo_care.care_load(seed=seed) if tickets else {"appointments": 0}
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"Loaded the demo department in {elapsed:.1f} s: {len(data.STORES)} stores, "
             f"{len(data.STAFF)} staff, {created:,} customers, {tickets:,} tickets, "
-            f"{chats['conversations']:,} chats, {chats['call']:,} calls "
+            f"{chats['conversations']:,} chats, {chats['call']:,} calls, "
+            f"{care['appointments']:,} store visits booked "
             f"(seed {seed})."
         )
         self.stdout.write(data.LOGINS_HELP)
