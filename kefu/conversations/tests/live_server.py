@@ -194,8 +194,20 @@ def asgi_server(transactional_db) -> Iterator[AsgiServer]:
     browser) and `.call(fn, ...)` / `await .acall(fn, ...)` to run a service where a consumer
     would (needed for anything that publishes while sockets are open).
     """
+    from django.db import connections
+
+    # Django's ASGI handler runs each request in a thread of its own: with persistent
+    # connections those threads' connections would outlive the test and, on SQLite's shared
+    # in-memory test database, hold table locks against the next test. Close them per request.
+    settings_dict = connections["default"].settings_dict
+    max_age = settings_dict.get("CONN_MAX_AGE")
+    settings_dict["CONN_MAX_AGE"] = 0
     server = asgi_server_start()
     try:
         yield server
     finally:
         server.stop()
+        settings_dict["CONN_MAX_AGE"] = max_age
+        import gc
+
+        gc.collect()  # connections of finished threads are closed now, not at some later point
