@@ -139,6 +139,14 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 TESTING = "pytest" in sys.modules
 if TESTING and (test_url := os.environ.get("KEFU_TEST_DATABASE_URL")):
     DATABASES = {"default": dj_database_url.parse(test_url)}
+elif TESTING:
+    # A file, not SQLite's shared in-memory database: live servers' threads then take WAL's
+    # row-versioned reads instead of table locks that can outlive a request.
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"kefu-test-{os.getpid()}.sqlite3")
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
