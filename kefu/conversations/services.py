@@ -1069,11 +1069,7 @@ def conversation_timers_run(*, now: dt.datetime) -> int:
         | Q(wait_alert_level=1, waiting_since__lte=now - WAIT_ALERT_SUPERVISOR)
     )
     raised = 0
-    for conversation_id in due.values_list("pk", flat=True)[:500]:
-        before = Conversation.objects.filter(pk=conversation_id).values_list(
-            "wait_alert_level", flat=True
-        )
-        level_before = next(iter(before), 0)
+    for conversation_id, level_before in due.values_list("pk", "wait_alert_level")[:500]:
         if conversation_wait_check(conversation_id=conversation_id, now=now) > level_before:
             raised += 1
     return raised
