@@ -62,10 +62,13 @@ def mine(web_chat, online_agent):
 
 @pytest.fixture
 def waiting(web_chat, online_agent, mine):
-    """A chat left while nobody was online: an offline message, no agent yet."""
+    """A chat left while nobody was online: an offline message, no agent yet (the agent is back
+    online but busy with `mine`, room for one chat only)."""
     everyone_offline()
     conversation = chat(web_chat, "有人吗？", key="visitor:waiting", name="李先生")
-    AgentStatus.objects.filter(user=online_agent).update(status=AgentStatus.Status.ONLINE)
+    AgentStatus.objects.filter(user=online_agent).update(
+        status=AgentStatus.Status.ONLINE, capacity=1
+    )
     return conversation
 
 
@@ -165,6 +168,43 @@ def test_waiting_lists_chats_without_an_agent_offline_messages_flagged(
     )
     assert "Offline message" in html
     assert 'data-testid="count-waiting">2<' in html
+
+
+def test_supervisor_sees_waiting_chats_in_hand_out_order_with_how_long_each_waited(
+    web_chat, chat_queue, online_agent, chat_supervisor, time_machine
+):
+    """The waiting list reads in the order chats are handed out (offline messages first, then
+    the customer waiting longest since their first unanswered message, not the oldest chat),
+    each with its queue and its wait."""
+    # given: a chat answered at 09:01, put back into the queue, where its customer writes
+    # again at 09:50; another customer has waited since 09:30; an offline message from the night
+    AgentStatus.objects.filter(user=online_agent).update(capacity=1)
+    early = chat(web_chat, "我要退货", key="visitor:early", now=at(2026, 11, 30, 9))
+    services.message_send(
+        actor=online_agent, conversation_id=early.pk, body="好的", now=at(2026, 11, 30, 9, 1)
+    )
+    since_930 = chat(web_chat, "在吗", key="visitor:930", now=at(2026, 11, 30, 9, 30))
+    services.agent_status_set(actor=online_agent, status="away", now=at(2026, 11, 30, 9, 40))
+    services.conversation_transfer(
+        actor=online_agent,
+        conversation_id=early.pk,
+        queue_id=chat_queue.pk,
+        now=at(2026, 11, 30, 9, 40),
+    )
+    chat(web_chat, "还在吗？", key="visitor:early", now=at(2026, 11, 30, 9, 50))
+    night = chat(web_chat, "晚上好", key="visitor:night", now=at(2026, 11, 29, 22))
+    assert night.is_offline
+    time_machine.move_to(MONDAY_10, tick=False)
+    # when
+    response = client_for(chat_supervisor).get(reverse("conversations:inbox"), {"view": "waiting"})
+    # then
+    html = response.content.decode()
+    rows = [f'data-conversation="{c.pk}"' for c in (night, since_930, early)]
+    assert all(row in html for row in rows)
+    assert html.index(rows[0]) < html.index(rows[1]) < html.index(rows[2])
+    assert ">30 min</span>" in html  # since 09:30
+    assert ">10 min</span>" in html  # since 09:50, not since the chat began at 09:00
+    assert html.count('class="row-queue muted">在线咨询</span>') == 3
 
 
 def test_all_is_for_leads_and_closed_lists_closed_chats(
