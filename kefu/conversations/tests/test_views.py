@@ -411,6 +411,40 @@ def test_reply_over_htmx_returns_the_fragment_and_stores_the_message(mine, onlin
     assert mine.waiting_since is None
 
 
+def test_first_reply_to_a_waiting_chat_updates_the_header_without_a_reload(
+    web_chat, waiting, online_agent, chat_supervisor
+):
+    """The header said 等待接入 / 尚未分配客服; the answer's fragment carries the new header
+    (out of band), and the page's script can fetch the header alone when the socket says so."""
+    # given
+    client = client_for(online_agent)
+    page = client.get(detail_url(waiting)).content.decode()
+    assert 'id="chat-head"' in page
+    assert "No agent yet" in page
+    # when
+    response = client.post(url("message_send", waiting), {"body": "您好，在的"}, headers=HX)
+    # then
+    html = response.content.decode()
+    assert '<header class="chat-head" id="chat-head" hx-swap-oob="true">' in html
+    head = html[html.index('id="chat-head"') :]
+    assert "Agent: 小王" in head
+    assert 'class="badge conversation-status-open"' in head
+    # and the header alone, for the socket's refresh (a supervisor's screen)
+    alone = client_for(chat_supervisor).get(detail_url(waiting), {"part": "head"}, headers=HX)
+    alone_html = alone.content.decode()
+    assert alone_html.lstrip().startswith('<header class="chat-head" id="chat-head">')
+    assert "Agent: 小王" in alone_html
+    assert "<html" not in alone_html
+
+
+def test_pages_give_their_scripts_the_departments_time_zone(mine, online_agent, web_chat):
+    """Times the scripts write (live messages) follow the same zone as the server's."""
+    inbox = client_for(online_agent).get(detail_url(mine)).content.decode()
+    chat_page = Client().get(reverse("webchat:chat_page", args=[web_chat.code])).content.decode()
+    assert '"time_zone": "Asia/Shanghai"' in inbox
+    assert '"time_zone": "Asia/Shanghai"' in chat_page
+
+
 def test_reply_without_htmx_redirects_back(mine, online_agent):
     response = client_for(online_agent).post(url("message_send", mine), {"body": "好的"})
     assert response.status_code == 302
