@@ -6,8 +6,10 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from kefu.conversations import services
 from kefu.conversations.models import (
     AgentStatus,
     CallRecord,
@@ -75,9 +77,23 @@ class ChannelAdmin(admin.ModelAdmin):
     ordering = ("kind", "code")
 
 
+class HandsOutWaitingChats:
+    """A change here can make room for waiting chats (an agent online, more chats at once, a new
+    member of a queue, a queue that overflows now): they are handed out in the same
+    transaction, under the routing lock taken before the row is written."""
+
+    def save_model(self, request, obj, form, change):
+        services.routing_lock()
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        services.conversations_hand_out(now=timezone.now())
+
+
 @admin.register(InboxQueue)
-class InboxQueueAdmin(admin.ModelAdmin):
-    list_display = ("name", "skill", "strategy")
+class InboxQueueAdmin(HandsOutWaitingChats, admin.ModelAdmin):
+    list_display = ("name", "skill", "strategy", "overflow_after")
     list_filter = ("strategy",)
     search_fields = ("name", "skill")
     filter_horizontal = ("members", "supervisors")
@@ -85,7 +101,7 @@ class InboxQueueAdmin(admin.ModelAdmin):
 
 
 @admin.register(AgentStatus)
-class AgentStatusAdmin(admin.ModelAdmin):
+class AgentStatusAdmin(HandsOutWaitingChats, admin.ModelAdmin):
     list_display = ("user", "status", "capacity", "changed_at")
     list_filter = ("status",)
     search_fields = ("user__username", "user__display_name")

@@ -5,8 +5,11 @@ Protocol (JSON frames):
 - visitor → server: {"type": "message", "body", "client_id"}, {"type": "typing"},
   {"type": "rate", "rating", "comment"}; server → visitor: {"type": "message", "message"},
   {"type": "ack", "client_id", "id"}, {"type": "typing"}, {"type": "closed"|"rated", ...},
-  {"type": "error", "code", "message", "errors"}. Connect with ?visitor=<token>&last_id=<n>:
-  messages after n are sent first (a reconnect loses and repeats nothing).
+  {"type": "assignment", "status": "queued"|"open"|"closed", "agent": name or ""} (who answers:
+  sent after "hello" and on joining a new conversation, then whenever an agent takes the chat or
+  it goes back into a queue), {"type": "error", "code", "message", "errors"}. Connect with
+  ?visitor=<token>&last_id=<n>: messages after n are sent first (a reconnect loses and repeats
+  nothing).
 - agent → server: {"type": "watch", "conversation", "last_id"}, {"type": "unwatch",
   "conversation"}, {"type": "message", "conversation", "body", "client_id"},
   {"type": "typing", "conversation"}; server → agent: every event of its groups.
@@ -95,6 +98,8 @@ class VisitorConsumer(_Relay):
         await self.send_json({"type": "hello", "conversation": conversation_id})
         for payload in backlog:
             await self.send_json({"type": "message", "message": payload})
+        if conversation_id:
+            await self.send_json(await self._assignment(conversation_id))
 
     @database_sync_to_async
     def _channel(self, code: str) -> Channel | None:
@@ -152,9 +157,11 @@ class VisitorConsumer(_Relay):
                 await self.leave(realtime.conversation_group(self.conversation_id))
             self.conversation_id = conversation_id
             await self.join(realtime.conversation_group(conversation_id))
-            # Messages of the new conversation published before we joined (the greeting).
+            # Messages of the new conversation published before we joined (the greeting), and
+            # who answers it (routed before we joined), both read after joining.
             for payload in await self._since(conversation_id):
                 await self.send_json({"type": "message", "message": payload})
+            await self.send_json(await self._assignment(conversation_id))
         await self.send_json(
             {
                 "type": "ack",
@@ -174,6 +181,11 @@ class VisitorConsumer(_Relay):
             data={"topic": data.get("t", "")} if data.get("t") else {},
         )
         return services.message_receive(channel=self.channel, inbound=inbound)
+
+    @database_sync_to_async
+    def _assignment(self, conversation_id: int) -> dict[str, Any]:
+        conversation = Conversation.objects.select_related("assignee").get(pk=conversation_id)
+        return {"type": "assignment", **services.assignment_payload(conversation)}
 
     @database_sync_to_async
     def _since(self, conversation_id: int) -> list[dict[str, Any]]:

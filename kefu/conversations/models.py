@@ -43,6 +43,18 @@ class InboxQueue(TimeStampedModel):
         related_name="supervised_inbox_queues",
         verbose_name=_("supervisors"),
     )
+    # Overflow (溢出): a customer who has waited this long while no agent of the queue had
+    # room goes to any online agent with room. None: the queue's chats wait for its own agents.
+    overflow_after = models.PositiveIntegerField(
+        _("overflow after (seconds)"),
+        null=True,
+        blank=True,
+        default=120,
+        help_text=_(
+            "When no agent of this queue has room and the customer has waited this many seconds, "
+            "the chat goes to any online agent. 0: at once. Empty: never."
+        ),
+    )
     last_assigned = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -163,6 +175,16 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
     def waiting(self, *, since: dt.datetime) -> "ConversationQuerySet":
         """Open conversations whose oldest unanswered customer message is older than `since`."""
         return self.open().filter(waiting_since__lte=since)
+
+    def unassigned(self) -> "ConversationQuerySet":
+        """Waiting for an agent, in the order they are handed out: offline messages first (000
+        在线咨询规范 2), then the customer who has waited longest."""
+        return self.filter(status=Conversation.Status.QUEUED, assignee__isnull=True).order_by(
+            "-is_offline",
+            models.F("waiting_since").asc(nulls_last=True),
+            "created_at",
+            "id",
+        )
 
 
 def _visitor_token() -> str:

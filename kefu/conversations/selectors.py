@@ -34,13 +34,14 @@ def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversati
 
 
 def inbox_list(*, user: User, view: str = "mine", limit: int = 50) -> QuerySet[Conversation]:
-    """The agent's inbox: `mine` (open, assigned to me), `waiting` (no agent yet; offline
-    messages first), `all` (every open one, leads) or `closed` (recent)."""
-    base = conversation_list_visible_to(user=user).select_related("channel", "customer", "assignee")
+    """The agent's inbox: `mine` (open, assigned to me), `waiting` (no agent yet, in the order
+    they are handed out: offline messages first, then the longest waiting), `all` (every open
+    one, leads) or `closed` (recent)."""
+    base = conversation_list_visible_to(user=user).select_related(
+        "channel", "customer", "assignee", "queue"
+    )
     if view == "waiting":
-        return base.filter(status=Conversation.Status.QUEUED).order_by("-is_offline", "created_at")[
-            :limit
-        ]
+        return base.unassigned()[:limit]
     if view == "all":
         return base.exclude(status=Conversation.Status.CLOSED).order_by("-last_message_at")[:limit]
     if view == "closed":

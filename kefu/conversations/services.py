@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -106,6 +106,12 @@ def _publish_message(message: Message) -> None:
     realtime.publish(groups, {"type": "message", "message": message_payload(message)})
 
 
+def assignment_payload(conversation: Conversation) -> dict[str, Any]:
+    """What the customer's chat says about who answers: still waiting, or the agent's name."""
+    agent = conversation.assignee if conversation.assignee_id else None
+    return {"status": conversation.status, "agent": str(agent) if agent else ""}
+
+
 def _publish_conversation(conversation: Conversation, kind: str = "conversation") -> None:
     groups = [realtime.INBOX_GROUP, realtime.staff_group(conversation.pk)]
     if conversation.assignee_id:
@@ -113,6 +119,14 @@ def _publish_conversation(conversation: Conversation, kind: str = "conversation"
     if kind in ("closed", "rated"):
         groups.append(realtime.conversation_group(conversation.pk))
     realtime.publish(groups, {"type": kind, "conversation": conversation_payload(conversation)})
+
+
+def _publish_assignment(conversation: Conversation) -> None:
+    """Tell the customer's chat who answers now (an agent took it, or it waits again)."""
+    realtime.publish(
+        [realtime.conversation_group(conversation.pk)],
+        {"type": "assignment", **assignment_payload(conversation)},
+    )
 
 
 def _event(
@@ -129,6 +143,27 @@ def _event(
 
 
 # --- Agents and routing ------------------------------------------------------------------------
+# Every automatic assignment (a new chat routed, waiting chats handed out when an agent comes
+# online, closes or transfers a chat, or raises their capacity, and the worker's sweep) decides
+# under one lock, taken before any agent or queue row is written in the transaction. So two
+# agents coming online at once never take the same chat, nobody is filled past their capacity,
+# and the decisions cannot deadlock each other. The waiting chats themselves are locked with
+# SKIP LOCKED: a chat an agent is answering or closing right now is left for the next pass.
+ROUTING_LOCK = 0x4B45_4655_0001  # PostgreSQL advisory lock key ("KEFU" 1)
+HAND_OUT_BATCH = 200  # waiting chats considered per pass
+
+
+def routing_lock() -> None:
+    """Take the routing lock for the rest of the transaction. PostgreSQL: a transaction-level
+    advisory lock; SQLite: nothing to do, its writing transactions run one at a time (BEGIN
+    IMMEDIATE)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("routing_lock() outside a transaction")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROUTING_LOCK])
+
+
 def _status_of(user: User) -> AgentStatus:
     status, _created = AgentStatus.objects.get_or_create(user=user)
     return status
@@ -144,45 +179,122 @@ def _open_load(user_ids: list[int]) -> dict[int, int]:
     return {row["assignee_id"]: row["n"] for row in rows}
 
 
-def _candidates(queue: InboxQueue | None) -> list[tuple[AgentStatus, int]]:
-    """Online agents of the queue (or every online agent) with room left, and their load."""
-    statuses = AgentStatus.objects.filter(
-        status=AgentStatus.Status.ONLINE, user__is_active=True
-    ).select_related("user")
-    if queue is not None:
-        statuses = statuses.filter(user__inbox_queues=queue)
-    statuses = list(statuses.order_by("user_id"))
-    load = _open_load([s.user_id for s in statuses])
-    return [(s, load.get(s.user_id, 0)) for s in statuses if load.get(s.user_id, 0) < s.capacity]
+@dataclass
+class _Seat:
+    """An online agent: their status row, how many open chats they have, their queues."""
+
+    status: AgentStatus
+    load: int
+    queues: set[int]
+
+    @property
+    def room(self) -> int:
+        return self.status.capacity - self.load
+
+
+def _seats() -> list[_Seat]:
+    """Every online agent with their load and queues, in three queries."""
+    statuses = list(
+        AgentStatus.objects.filter(status=AgentStatus.Status.ONLINE, user__is_active=True)
+        .select_related("user")
+        .order_by("user_id")
+    )
+    if not statuses:
+        return []
+    ids = [s.user_id for s in statuses]
+    load = _open_load(ids)
+    queues: dict[int, set[int]] = {user_id: set() for user_id in ids}
+    memberships = InboxQueue.members.through.objects.filter(user_id__in=ids)
+    for user_id, queue_id in memberships.values_list("user_id", "inboxqueue_id"):
+        queues[user_id].add(queue_id)
+    return [_Seat(s, load.get(s.user_id, 0), queues[s.user_id]) for s in statuses]
+
+
+def _overflow_due(queue: InboxQueue, conversation: Conversation, now: dt.datetime) -> bool:
+    """The customer has waited the queue's overflow time for an answer."""
+    if queue.overflow_after is None or conversation.waiting_since is None:
+        return False
+    return now - conversation.waiting_since >= dt.timedelta(seconds=queue.overflow_after)
+
+
+def _choose(
+    conversation: Conversation,
+    seats: list[_Seat],
+    queues: dict[int, InboxQueue],
+    *,
+    now: dt.datetime,
+) -> tuple[_Seat | None, bool]:
+    """The agent for a waiting chat, and whether it overflowed: an agent of its queue with room
+    (round robin or least busy, as the queue says); failing that, after the queue's overflow
+    time, any online agent with room (least busy)."""
+    free = [seat for seat in seats if seat.room > 0]
+    queue = queues.get(conversation.queue_id) if conversation.queue_id else None
+    if queue is None:
+        pool, overflow = free, False
+    else:
+        pool, overflow = [seat for seat in free if queue.pk in seat.queues], False
+        if not pool and _overflow_due(queue, conversation, now):
+            pool, overflow = free, True
+    if not pool:
+        return None, False
+    if queue is not None and not overflow and queue.strategy == InboxQueue.Strategy.ROUND_ROBIN:
+        after = queue.last_assigned_id or 0
+        return min(pool, key=lambda s: (s.status.user_id <= after, s.status.user_id)), False
+    # Least busy: fewest open chats, then the one who has waited longest for a chat.
+    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    chosen = min(
+        pool, key=lambda s: (s.load, s.status.last_assigned_at or oldest, s.status.user_id)
+    )
+    return chosen, overflow
+
+
+def _hand_out(*, now: dt.datetime) -> list[Conversation]:
+    """Give waiting chats to online agents with room, in order (offline messages first, then the
+    longest waiting), as far as queues and capacity allow. Runs under the routing lock."""
+    seats = _seats()
+    free = [seat for seat in seats if seat.room > 0]
+    if not free:
+        return []
+    queues = {q.pk: q for q in InboxQueue.objects.all()}
+    # Only chats someone could take now: no queue, a queue with an agent who has room, or a
+    # queue whose overflow time has passed.
+    open_queues = set().union(*(seat.queues for seat in free))
+    takeable = Q(queue__isnull=True) | Q(queue__in=open_queues)
+    for queue in queues.values():
+        if queue.pk not in open_queues and queue.overflow_after is not None:
+            since = now - dt.timedelta(seconds=queue.overflow_after)
+            takeable |= Q(queue=queue.pk, waiting_since__lte=since)
+    waiting = (
+        Conversation.objects.unassigned()
+        .filter(takeable)
+        .select_for_update(of=("self",), skip_locked=True)
+        .select_related("customer", "channel")[:HAND_OUT_BATCH]
+    )
+    handed = []
+    for conversation in waiting:
+        seat, overflow = _choose(conversation, seats, queues, now=now)
+        if seat is None:
+            if not any(s.room > 0 for s in seats):
+                break
+            continue
+        _assign(conversation, seat.status.user, actor=None, now=now, overflow=overflow)
+        seat.load += 1
+        seat.status.last_assigned_at = now
+        if conversation.queue_id in queues:
+            queues[conversation.queue_id].last_assigned_id = seat.status.user_id
+        handed.append(conversation)
+    return handed
 
 
 def agents_online(*, queue_id: int | None = None) -> bool:
+    """Someone online will answer a chat of the queue: one of its agents, or anyone when the
+    queue overflows."""
     statuses = AgentStatus.objects.filter(status=AgentStatus.Status.ONLINE, user__is_active=True)
     if queue_id is not None:
-        statuses = statuses.filter(user__inbox_queues=queue_id)
+        overflows = InboxQueue.objects.filter(pk=queue_id, overflow_after__isnull=False).exists()
+        if not overflows:
+            statuses = statuses.filter(user__inbox_queues=queue_id)
     return statuses.exists()
-
-
-def _pick_agent(queue_id: int | None) -> User | None:
-    # The queue row is locked: two chats routed at once take turns, and round robin reads the
-    # last agent from the database, not from a stale object.
-    queue = (
-        InboxQueue.objects.select_for_update().filter(pk=queue_id).first()
-        if queue_id is not None
-        else None
-    )
-    candidates = _candidates(queue)
-    if not candidates:
-        return None
-    if queue is not None and queue.strategy == InboxQueue.Strategy.ROUND_ROBIN:
-        after = queue.last_assigned_id or 0
-        ordered = sorted(candidates, key=lambda c: (c[0].user_id <= after, c[0].user_id))
-        return ordered[0][0].user
-    # Least busy: fewest open chats, then the one who has waited longest for a chat.
-    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
-    return min(candidates, key=lambda c: (c[1], c[0].last_assigned_at or oldest, c[0].user_id))[
-        0
-    ].user
 
 
 def _assign(
@@ -193,6 +305,7 @@ def _assign(
     now: dt.datetime,
     note: str = "",
     kind: str = ConversationEvent.Kind.ASSIGNED,
+    overflow: bool = False,
 ) -> None:
     previous = conversation.assignee_id
     conversation.assignee = agent
@@ -202,7 +315,10 @@ def _assign(
     if conversation.queue_id:
         InboxQueue.objects.filter(pk=conversation.queue_id).update(last_assigned=agent)
     AgentStatus.objects.filter(user=agent).update(last_assigned_at=now)
-    _event(conversation, kind, actor=actor, now=now, to=agent.pk, previous=previous, note=note)
+    data: dict[str, Any] = {"to": agent.pk, "previous": previous, "note": note}
+    if overflow:
+        data["overflow"] = True
+    _event(conversation, kind, actor=actor, now=now, **data)
     if actor != agent:
         notify(
             [agent],
@@ -217,12 +333,26 @@ def _assign(
             [realtime.agent_group(previous)],
             {"type": "unassigned", "conversation": {"id": conversation.pk}},
         )
+    _publish_conversation(conversation, kind="assigned")
+    _publish_assignment(conversation)
 
 
 def _route(conversation: Conversation, *, now: dt.datetime) -> None:
-    agent = _pick_agent(conversation.queue_id)
-    if agent is not None:
-        _assign(conversation, agent, actor=None, now=now)
+    """A chat needs an agent: hand out what waits, this one in its turn (`conversation` is
+    brought up to date with the outcome)."""
+    routing_lock()
+    _hand_out(now=now)
+    conversation.refresh_from_db(fields=["assignee", "assigned_at", "status"])
+    if conversation.assignee_id is None:
+        _publish_assignment(conversation)
+
+
+@transaction.atomic
+def conversations_hand_out(*, now: dt.datetime) -> int:
+    """The worker's sweep, every minute: hand out chats left waiting although an agent has room
+    (a status written past the services, a queue's overflow time passing). Returns how many."""
+    routing_lock()
+    return len(_hand_out(now=now))
 
 
 @transaction.atomic
@@ -233,8 +363,8 @@ def agent_status_set(
     capacity: int | None = None,
     now: dt.datetime | None = None,
 ) -> AgentStatus:
-    """Go online, busy, away or offline. Going online hands the agent waiting chats, offline
-    messages (left while nobody was there) first."""
+    """Go online, busy, away or offline. Going online (or making room while online) hands the
+    agent waiting chats, offline messages (left while nobody was there) first."""
     require_perm(actor, "conversations.reply_conversation")
     now = now or timezone.now()
     errors = {}
@@ -244,6 +374,7 @@ def agent_status_set(
         errors["capacity"] = [_("Between 1 and 50 chats.")]
     if errors:
         raise ValidationFailed(errors)
+    routing_lock()  # before the status row: a hand-out in progress may be writing it
     record = AgentStatus.objects.select_for_update().filter(user=actor).first() or _status_of(actor)
     record.status = status
     if capacity is not None:
@@ -255,23 +386,8 @@ def agent_status_set(
         {"type": "status", "status": status, "capacity": record.capacity},
     )
     if status == AgentStatus.Status.ONLINE:
-        _hand_out_waiting(actor, record, now=now)
+        _hand_out(now=now)
     return record
-
-
-def _hand_out_waiting(agent: User, record: AgentStatus, *, now: dt.datetime) -> None:
-    room = record.capacity - _open_load([agent.pk]).get(agent.pk, 0)
-    if room <= 0:
-        return
-    queues = list(agent.inbox_queues.values_list("pk", flat=True))
-    waiting = Conversation.objects.filter(
-        status=Conversation.Status.QUEUED, assignee__isnull=True
-    ).filter(Q(queue__isnull=True) | Q(queue__in=queues))
-    for conversation in waiting.order_by("-is_offline", "created_at").select_related(
-        "customer", "channel"
-    )[:room]:
-        _assign(conversation, agent, actor=None, now=now)
-        _publish_conversation(conversation)
 
 
 # --- Customers by channel identity -------------------------------------------------------------
@@ -493,13 +609,15 @@ def _receive(channel: Channel, inbound: Inbound, *, now: dt.datetime, passive: b
             kind=CustomerEvent.Kind.CONVERSATION_STARTED,
             data={"conversation": conversation.pk, "channel": channel.name},
         )
-        _route(conversation, now=now)
-    elif conversation.is_closed:
+    reopened = not is_new and conversation.is_closed
+    if reopened:
         conversation.status = (
             Conversation.Status.OPEN if conversation.assignee_id else Conversation.Status.QUEUED
         )
         conversation.closed_at = None
         _event(conversation, ConversationEvent.Kind.REOPENED, actor=None, now=now)
+    # A new chat, or a closed thread taken up again with nobody on it, goes in line.
+    needs_agent = conversation.status == Conversation.Status.QUEUED and (is_new or reopened)
     message = Message(
         created_at=now,
         conversation=conversation,
@@ -536,6 +654,8 @@ def _receive(channel: Channel, inbound: Inbound, *, now: dt.datetime, passive: b
         conversation.wait_alert_level = 0
     text = _automatic_text(conversation, is_new=is_new, now=now)
     conversation.save()
+    if needs_agent:
+        _route(conversation, now=now)
     _publish_message(message)
     if is_new:
         _publish_conversation(conversation, kind="new_conversation")
@@ -654,6 +774,7 @@ def message_send(
     if conversation.is_closed:
         raise Conflict(_("The conversation is closed."), code="conversation_closed")
     if conversation.assignee_id is None:
+        routing_lock()
         _assign(conversation, actor, actor=actor, now=now)
     message = Message(
         created_at=now,
@@ -795,6 +916,7 @@ def conversation_transfer(
         raise Conflict(_("The conversation is closed."), code="conversation_closed")
     if (agent_id is None) == (queue_id is None):
         raise ValidationFailed({"agent": [_("Choose an agent or a queue.")]})
+    routing_lock()
     if agent_id is not None:
         agent = User.objects.filter(pk=agent_id, is_active=True).first()
         if agent is None or not agent.has_perm("conversations.reply_conversation"):
@@ -807,6 +929,7 @@ def conversation_transfer(
             note=note,
             kind=ConversationEvent.Kind.TRANSFERRED,
         )
+        _hand_out(now=now)  # the place it leaves goes to whoever waits
     else:
         queue = InboxQueue.objects.filter(pk=queue_id).first()
         if queue is None:
@@ -831,7 +954,8 @@ def conversation_transfer(
                 {"type": "unassigned", "conversation": {"id": conversation.pk}},
             )
         _route(conversation, now=now)
-    _publish_conversation(conversation)
+        if conversation.assignee_id is None:
+            _publish_conversation(conversation)
     return conversation
 
 
@@ -910,6 +1034,9 @@ def conversation_close(
         _deliver_on_commit(survey)
         _publish_message(survey)
     _publish_conversation(conversation, kind="closed")
+    if conversation.assignee_id is not None:
+        routing_lock()
+        _hand_out(now=now)  # the agent has room for the next one waiting
     return conversation
 
 

@@ -1,8 +1,11 @@
-"""Background work of consultations: deliveries to providers and the 60-second wait alerts.
+"""Background work of consultations: deliveries to providers, the 60-second wait alerts and the
+sweep that hands out waiting chats.
 
 Deliveries retry; a message already sent is never sent again (message_deliver checks the row
-under a lock). The wait check runs a minute after a chat starts and on a per-minute pass. E-mail
-channels with an IMAP mailbox are polled every KEFU_IMAP_POLL_MINUTES.
+under a lock). The wait check runs a minute after a chat starts and on a per-minute pass. Waiting
+chats are handed out whenever capacity appears (the services do it); the per-minute sweep catches
+the rest: a queue's overflow time passing, a status written past the services. E-mail channels
+with an IMAP mailbox are polled every KEFU_IMAP_POLL_MINUTES.
 """
 
 import logging
@@ -17,6 +20,7 @@ from kefu.conversations.mail import MailboxUnavailable, imap_channels, imap_poll
 from kefu.conversations.services import (
     conversation_timers_run,
     conversation_wait_check,
+    conversations_hand_out,
     message_deliver,
 )
 
@@ -40,6 +44,12 @@ def conversation_wait_check_task(conversation_id: int) -> int:
 @db_periodic_task(crontab(minute="*"))
 def conversation_timers_periodic_task() -> int:
     return conversation_timers_run(now=timezone.now())
+
+
+@db_periodic_task(crontab(minute="*"))
+def conversation_hand_out_periodic_task() -> int:
+    """Every minute: waiting chats to online agents with room (offline messages first)."""
+    return conversations_hand_out(now=timezone.now())
 
 
 @db_task()

@@ -183,17 +183,23 @@ def _script_config(user: User, conversation: Conversation | None) -> dict[str, A
     config: dict[str, Any] = {
         "ws_path": "/ws/agent/",
         "user": user.pk,
+        # Times are shown in the department's time zone, whatever the browser's (as the page is).
+        "time_zone": timezone.get_current_timezone_name(),
         "conversation": conversation.pk if conversation else None,
         "wait_late_seconds": WAIT_LATE_SECONDS,
         "strings": _strings(),
         "attachment_url": "",
         "suggest_url": "",
+        "head_url": "",
     }
     if conversation is not None:
         config["attachment_url"] = reverse(
             "conversations:message_attachment", args=[conversation.pk, 999999999]
         )
         config["suggest_url"] = reverse("conversations:quick_reply_suggest", args=[conversation.pk])
+        config["head_url"] = (
+            reverse("conversations:conversation_detail", args=[conversation.pk]) + "?part=head"
+        )
         config["customer_name"] = conversation.customer.name
     return config
 
@@ -391,8 +397,13 @@ def _conversation(request: HttpRequest, pk: int) -> Conversation:
 @login_required
 @require_GET
 def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One chat: the messages, the forms, the customer. `before_id` (HTMX) loads older messages."""
+    """One chat: the messages, the forms, the customer. `before_id` (HTMX) loads older messages;
+    `part=head` (HTMX) the header alone, refreshed when the chat is assigned or transferred."""
     conversation = _conversation(request, pk)
+    if request.htmx and request.GET.get("part") == "head":
+        return render(
+            request, "conversations/conversation_head.html", {"conversation": conversation}
+        )
     before = request.GET.get("before_id", "")
     if request.htmx and before.isdigit():
         shown, has_earlier = _messages(conversation, before_id=int(before))

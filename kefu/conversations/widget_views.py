@@ -24,6 +24,7 @@ from django.contrib.staticfiles import finders
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_exempt
@@ -138,6 +139,8 @@ def _labels() -> dict[str, str]:
         "error": _("Something went wrong. Please try again."),
         "start_failed": _("The chat could not start. Please try again in a moment."),
         "ended": _("The chat has ended. Write again any time."),
+        "waiting": _("Waiting for an agent…"),
+        "serving": _("%(agent)s is here to help you"),
         "rate_first": _("Choose 1 to 5 stars."),
         "you": _("You"),
         "agent": _("Customer service"),
@@ -162,6 +165,8 @@ def chat_page(request: HttpRequest, code: str) -> HttpResponse:
         "prechat": channel.has_prechat_form,
         "survey": channel.has_survey,
         "max_length": MESSAGE_MAX_LENGTH,
+        # Times are shown in the department's time zone, as the agents see them.
+        "time_zone": timezone.get_current_timezone_name(),
         "labels": _labels(),
     }
     context = {

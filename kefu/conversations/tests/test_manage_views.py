@@ -6,8 +6,15 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from kefu.accounts.tests.factories import UserFactory
 from kefu.conversations.adapters import Inbound, Sender
-from kefu.conversations.models import CallRecord, Channel, Conversation, QuickReply
+from kefu.conversations.models import (
+    AgentStatus,
+    CallRecord,
+    Channel,
+    Conversation,
+    QuickReply,
+)
 from kefu.conversations.services import call_record, conversation_close, message_receive
 from kefu.customers.models import CustomerEvent
 from kefu.followups.models import FollowUp
@@ -406,3 +413,49 @@ def test_every_consultation_model_lists_in_the_admin(
     )
     assert client.get("/admin/conversations/message/add/").status_code == 403
     assert client.get("/admin/conversations/conversation/add/").status_code == 403
+
+
+def test_an_agent_put_online_or_into_a_queue_in_the_admin_gets_the_waiting_chats(
+    web_chat, chat_queue, second_agent
+):
+    """Changes in the administration site that make room hand out waiting chats at once."""
+    root = UserFactory(username="root", role="administrator", is_superuser=True, is_staff=True)
+    chat_queue.overflow_after = None  # its chats wait for its own agents
+    chat_queue.save()
+    left = message_receive(
+        channel=web_chat,
+        inbound=Inbound(sender=Sender(key="visitor:left"), body="留言：请回电"),
+    ).conversation
+    outsider = UserFactory(username="outsider", role="agent")
+    client = client_for(root)
+    # when: the administrator sets the queue's agent online
+    response = client.post(
+        f"/admin/conversations/agentstatus/{second_agent.pk}/change/",
+        {"user": second_agent.pk, "status": "online", "capacity": 1},
+    )
+    # then
+    assert response.status_code == 302, response.content.decode()[:2000]
+    left.refresh_from_db()
+    assert left.assignee == second_agent
+    # given: a second chat, and an online agent outside the queue
+    AgentStatus.objects.create(user=outsider, status=AgentStatus.Status.ONLINE)
+    other = message_receive(
+        channel=web_chat,
+        inbound=Inbound(sender=Sender(key="visitor:other"), body="在吗"),
+    ).conversation
+    assert other.assignee is None
+    # when: the administrator adds that agent to the queue
+    response = client.post(
+        f"/admin/conversations/inboxqueue/{chat_queue.pk}/change/",
+        {
+            "name": chat_queue.name,
+            "skill": "",
+            "strategy": chat_queue.strategy,
+            "overflow_after": "",
+            "members": [second_agent.pk, outsider.pk],
+        },
+    )
+    # then
+    assert response.status_code == 302, response.content.decode()[:2000]
+    other.refresh_from_db()
+    assert other.assignee == outsider

@@ -92,10 +92,21 @@ async def agent(server, headers: dict[str, str]) -> AsyncIterator[Peer]:
 
 async def start_chat(peer: Peer, body: str = "在吗？", client_id: str = "c-1") -> Frame:
     """The visitor's first message: returns the ack naming the new conversation."""
+    ack, _before = await first_message(peer, body, client_id)
+    return ack
+
+
+async def first_message(
+    peer: Peer, body: str = "在吗？", client_id: str = "c-1"
+) -> tuple[Frame, list[Frame]]:
+    """The visitor's first message: the ack and the frames that came before it."""
     assert (await peer.next())["type"] == "hello"
     await peer.send(type="message", body=body, client_id=client_id)
-    ack, _before = await peer.until(kind("ack"))
-    return ack
+    return await peer.until(kind("ack"))
+
+
+def first_of(kind_name: str, frames: list[Frame]) -> Frame:
+    return next(frame for frame in frames if frame.get("type") == kind_name)
 
 
 async def watch(peer: Peer, conversation_id: int) -> None:
@@ -285,17 +296,19 @@ def test_reconnecting_visitor_gets_exactly_the_missed_messages(asgi_server, web_
             async with visitor(asgi_server, token, last_id=last_id) as customer:
                 hello = await customer.next()
                 missed = [await customer.next(), await customer.next()]
+                state = await customer.next()
                 await staff.send(
                     type="message", conversation=conversation_id, body="第三条", client_id="a"
                 )
                 following = await customer.next()
-        return conversation_id, hello, missed, following
+        return conversation_id, hello, missed, state, following
 
-    conversation_id, hello, missed, following = run(scenario())
+    conversation_id, hello, missed, state, following = run(scenario())
 
     # then
     assert hello == {"type": "hello", "conversation": conversation_id}
     assert [f["message"]["body"] for f in missed] == ["第一条", "第二条"]
+    assert state == {"type": "assignment", "status": "open", "agent": str(online_agent)}
     assert following["type"] == "message"
     assert following["message"]["body"] == "第三条"
 
@@ -434,3 +447,68 @@ def test_closing_asks_the_visitor_to_rate_and_the_rating_is_recorded(
     assert conversation.rating == 5
     assert conversation.rating_comment == "回复很快"
     assert conversation.rated_agent == online_agent
+
+
+def test_the_visitor_sees_who_answers_as_soon_as_an_agent_takes_the_chat(
+    asgi_server, web_chat, second_agent
+):
+    """Nobody is online: the visitor's chat says it waits for an agent. The agent opens it and
+    answers first: the visitor's header and every agent's inbox learn it at once, without a
+    reload; a visitor reconnecting later is told the same."""
+    token = visitor_token_make(channel_code="site")
+    headers = asgi_server.agent_headers(second_agent)
+
+    async def scenario():
+        async with agent(asgi_server, headers) as staff, visitor(asgi_server, token) as customer:
+            ack, before_ack = await first_message(customer, body="有人吗？")
+            conversation_id = ack["conversation"]
+            waiting = first_of("assignment", before_ack)
+            await watch(staff, conversation_id)
+            # when: the agent answers over the socket
+            await staff.send(type="message", conversation=conversation_id, body="您好，我是小李")
+            taken, _ = await customer.until(kind("assignment"))
+            assigned, _ = await staff.until(kind("assigned"))
+        async with visitor(asgi_server, token) as again:
+            hello = await again.next()
+            resumed, _ = await again.until(kind("assignment"))
+        return conversation_id, waiting, taken, assigned, hello, resumed
+
+    conversation_id, waiting, taken, assigned, hello, resumed = run(scenario())
+
+    # then
+    assert waiting == {"type": "assignment", "status": "queued", "agent": ""}
+    assert taken == {"type": "assignment", "status": "open", "agent": "小李"}
+    assert assigned["conversation"]["id"] == conversation_id
+    assert assigned["conversation"]["assignee"] == second_agent.pk
+    assert assigned["conversation"]["status"] == "open"
+    assert hello["conversation"] == conversation_id
+    assert resumed == taken
+
+
+def test_an_agent_coming_online_takes_the_waiting_chat_live(asgi_server, web_chat, second_agent):
+    """The offline message goes to the agent who comes online; the visitor's header says so."""
+    token = visitor_token_make(channel_code="site")
+    headers = asgi_server.agent_headers(second_agent)
+
+    async def scenario():
+        async with agent(asgi_server, headers) as staff, visitor(asgi_server, token) as customer:
+            ack, before_ack = await first_message(customer, body="留言：请回电")
+            conversation_id = ack["conversation"]
+            waiting = first_of("assignment", before_ack)
+            # when
+            await asgi_server.acall(services.agent_status_set, actor=second_agent, status="online")
+            taken, _ = await customer.until(kind("assignment"))
+            assigned, _ = await staff.until(kind("assigned"))
+        return conversation_id, waiting, taken, assigned
+
+    conversation_id, waiting, taken, assigned = run(scenario())
+
+    # then
+    assert waiting["status"] == "queued"
+    assert taken == {"type": "assignment", "status": "open", "agent": "小李"}
+    assert assigned["conversation"] == {
+        **assigned["conversation"],
+        "id": conversation_id,
+        "assignee": second_agent.pk,
+    }
+    assert Conversation.objects.get(pk=conversation_id).assignee == second_agent

@@ -2,6 +2,7 @@
 
 import pytest
 
+from kefu.accounts.tests.factories import UserFactory
 from kefu.conversations.adapters import Inbound, Sender
 from kefu.conversations.models import (
     AgentStatus,
@@ -18,6 +19,7 @@ from kefu.conversations.services import (
     conversation_timers_run,
     conversation_transfer,
     conversation_wait_check,
+    conversations_hand_out,
     message_receive,
     message_send,
     note_add,
@@ -325,3 +327,241 @@ def test_a_failed_delivery_is_queued_again_until_the_last_attempt(online_agent, 
     assert reply.status == Message.Status.FAILED
     # a failed or sent message is never handed to the provider again
     assert message_deliver(message_id=reply.pk).status == Message.Status.FAILED
+
+
+# --- Handing out waiting chats (000 在线咨询规范 2) ----------------------------------------------
+
+
+def test_going_online_hands_out_offline_messages_first_then_the_longest_waiting(
+    web_chat, chat_queue, second_agent
+):
+    # given: two offline messages from the night; an agent for one chat at a time takes the
+    # first at 09:25, and two chats queue behind them
+    night = _say(web_chat, "晚上好", key="visitor:n1", now=at(2026, 11, 29, 22)).conversation
+    later_night = _say(web_chat, "在吗", key="visitor:n2", now=at(2026, 11, 29, 23)).conversation
+    busy = UserFactory(username="busy", role="agent")
+    chat_queue.members.add(busy)
+    agent_status_set(actor=busy, status="online", capacity=1, now=at(2026, 11, 30, 9, 25))
+    first = _say(web_chat, "请问", key="visitor:first", now=at(2026, 11, 30, 9, 40)).conversation
+    later = _say(web_chat, "有人吗", key="visitor:later", now=at(2026, 11, 30, 9, 50)).conversation
+    night.refresh_from_db()
+    assert night.assignee == busy
+    assert later_night.is_offline
+    assert not first.is_offline
+    # when: an agent with room for two comes online
+    agent_status_set(actor=second_agent, status="online", capacity=2, now=MONDAY_10)
+    # then: the offline message, then the chat waiting longest; the last one still waits
+    for conversation in (later_night, first, later):
+        conversation.refresh_from_db()
+    assert [later_night.assignee, first.assignee, later.assignee] == [
+        second_agent,
+        second_agent,
+        None,
+    ]
+    assert later.status == Conversation.Status.QUEUED
+
+
+def test_closing_a_chat_hands_the_freed_place_to_the_next_waiting(web_chat, online_agent):
+    # given: the agent takes one chat at a time; two more wait, the older one an offline message
+    AgentStatus.objects.filter(user=online_agent).update(capacity=1)
+    current = _say(web_chat, "在吗", key="visitor:now", now=at(2026, 11, 30, 9, 55)).conversation
+    waiting = _say(web_chat, "请问", key="visitor:wait", now=at(2026, 11, 30, 9, 57)).conversation
+    offline = _say(web_chat, "留言", key="visitor:off", now=at(2026, 11, 30, 9, 58)).conversation
+    Conversation.objects.filter(pk=offline.pk).update(is_offline=True)
+    assert current.assignee == online_agent
+    assert waiting.assignee is None
+    assert offline.assignee is None
+    # when: the agent closes the current chat
+    conversation_close(
+        actor=online_agent,
+        conversation_id=current.pk,
+        topic="营业时间",
+        outcome=Conversation.Outcome.ANSWERED,
+        now=MONDAY_10,
+    )
+    # then: the offline message goes to the agent at once; the other chat still waits its turn
+    offline.refresh_from_db()
+    waiting.refresh_from_db()
+    assert (offline.assignee, offline.status) == (online_agent, Conversation.Status.OPEN)
+    assert waiting.assignee is None
+    assert offline.events.filter(kind=ConversationEvent.Kind.ASSIGNED, actor=None).exists()
+
+
+def test_transferring_a_chat_away_frees_the_place_for_the_next_waiting(
+    web_chat, online_agent, second_agent
+):
+    # given: a full agent with a chat waiting behind them
+    AgentStatus.objects.filter(user=online_agent).update(capacity=1)
+    current = _say(web_chat, "退货", key="visitor:now", now=at(2026, 11, 30, 9, 55)).conversation
+    waiting = _say(web_chat, "请问", key="visitor:wait", now=at(2026, 11, 30, 9, 57)).conversation
+    # when: the agent hands the current chat to a colleague
+    conversation_transfer(
+        actor=online_agent, conversation_id=current.pk, agent_id=second_agent.pk, now=MONDAY_10
+    )
+    # then: the waiting chat takes the freed place
+    waiting.refresh_from_db()
+    assert waiting.assignee == online_agent
+
+
+def test_raising_capacity_hands_out_waiting_chats(web_chat, online_agent):
+    # given
+    AgentStatus.objects.filter(user=online_agent).update(capacity=1)
+    _say(web_chat, "一", key="visitor:1")
+    second = _say(web_chat, "二", key="visitor:2").conversation
+    assert second.assignee is None
+    # when
+    agent_status_set(actor=online_agent, status="online", capacity=2, now=MONDAY_10)
+    # then
+    second.refresh_from_db()
+    assert second.assignee == online_agent
+
+
+def test_a_queue_with_nobody_free_overflows_to_any_online_agent_after_its_time(
+    web_chat, chat_queue, second_agent
+):
+    """agent01 of the hotline team is online; the online team is not: after the queue's
+    overflow time (two minutes by default) its waiting chats go to agent01."""
+    # given: an offline message in the online team's queue; its only member is offline
+    assert chat_queue.overflow_after == 120
+    left = _say(web_chat, "有人吗", key="visitor:left", now=at(2026, 11, 30, 9, 20)).conversation
+    hotline = UserFactory(username="agent01", role="agent", display_name="张敏")
+    # when: an agent of no queue comes online 40 minutes later
+    agent_status_set(actor=hotline, status="online", now=MONDAY_10)
+    # then
+    left.refresh_from_db()
+    assert left.assignee == hotline
+    assert left.events.get(kind=ConversationEvent.Kind.ASSIGNED).data["overflow"] is True
+
+
+def test_a_chat_overflows_only_after_the_queue_time_and_members_come_first(
+    web_chat, chat_queue, second_agent
+):
+    # given: a non-member is online; the queue's member is offline
+    hotline = UserFactory(username="agent01", role="agent")
+    agent_status_set(actor=hotline, status="online", now=MONDAY_10)
+    fresh = _say(web_chat, "在吗", key="visitor:fresh", now=MONDAY_10).conversation
+    # then: a new chat waits for its queue (the customer is not told nobody is there)
+    assert fresh.assignee is None
+    assert not fresh.is_offline
+    assert conversations_hand_out(now=at(2026, 11, 30, 10, 1, 59)) == 0
+    # when: a member comes online within the overflow time, they get it
+    agent_status_set(actor=second_agent, status="online", now=at(2026, 11, 30, 10, 1))
+    fresh.refresh_from_db()
+    assert fresh.assignee == second_agent
+
+
+def test_the_sweep_overflows_a_chat_once_its_queue_time_has_passed(web_chat, chat_queue):
+    # given
+    hotline = UserFactory(username="agent01", role="agent")
+    agent_status_set(actor=hotline, status="online", now=MONDAY_10)
+    fresh = _say(web_chat, "在吗", key="visitor:fresh", now=MONDAY_10).conversation
+    # when: the worker's pass two minutes later
+    assert conversations_hand_out(now=at(2026, 11, 30, 10, 1, 59)) == 0
+    assert conversations_hand_out(now=at(2026, 11, 30, 10, 2)) == 1
+    # then
+    fresh.refresh_from_db()
+    assert fresh.assignee == hotline
+
+
+def test_a_queue_without_overflow_keeps_its_chats_for_its_own_agents(web_chat, chat_queue):
+    # given: a skill queue that never overflows
+    chat_queue.overflow_after = None
+    chat_queue.save()
+    left = _say(web_chat, "会员积分", key="visitor:vip", now=at(2026, 11, 30, 9)).conversation
+    hotline = UserFactory(username="agent01", role="agent")
+    # when
+    agent_status_set(actor=hotline, status="online", now=MONDAY_10)
+    conversations_hand_out(now=at(2026, 11, 30, 12))
+    # then
+    left.refresh_from_db()
+    assert left.assignee is None
+
+
+def test_the_sweep_hands_out_chats_no_trigger_reached(web_chat, online_agent, second_agent):
+    """A status written past the services (an import, an old row) is caught by the worker."""
+    # given: chats waiting while an agent is marked online with room, and nobody told
+    AgentStatus.objects.update(status=AgentStatus.Status.OFFLINE)
+    one = _say(web_chat, "一", key="visitor:1", now=at(2026, 11, 30, 9)).conversation
+    two = _say(web_chat, "二", key="visitor:2", now=at(2026, 11, 30, 9, 1)).conversation
+    AgentStatus.objects.filter(user__in=[online_agent, second_agent]).update(
+        status=AgentStatus.Status.ONLINE
+    )
+    # when
+    handed = conversations_hand_out(now=MONDAY_10)
+    # then: one each (least busy), nothing more to do on the next pass
+    assert handed == 2
+    one.refresh_from_db()
+    two.refresh_from_db()
+    assert {one.assignee, two.assignee} == {online_agent, second_agent}
+    assert conversations_hand_out(now=MONDAY_10) == 0
+
+
+def test_the_worker_runs_the_hand_out_every_minute(web_chat, online_agent):
+    from huey.contrib.djhuey import HUEY
+
+    from kefu.conversations.tasks import conversation_hand_out_periodic_task
+
+    # given
+    AgentStatus.objects.update(status=AgentStatus.Status.OFFLINE)
+    left = _say(web_chat, "留言", key="visitor:1").conversation
+    AgentStatus.objects.filter(user=online_agent).update(status=AgentStatus.Status.ONLINE)
+    # then: a periodic task of the worker, due every minute
+    task = conversation_hand_out_periodic_task.task_class()
+    assert task.name in {p.name for p in HUEY._registry.periodic_tasks}
+    minutes = [at(2026, 11, 30, 10, m) for m in range(60)]
+    assert all(task.validate_datetime(moment) for moment in minutes)
+    # when
+    conversation_hand_out_periodic_task()
+    left.refresh_from_db()
+    assert left.assignee == online_agent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_agents_coming_online_at_once_never_take_the_same_chat(web_chat, chat_queue):
+    """Six offline messages; three agents with room for two each press 'online' at the same
+    moment: each chat goes to exactly one of them, none gets more than two."""
+    import threading
+
+    from django.db import connection
+
+    # given
+    for n in range(6):
+        _say(web_chat, f"留言{n}", key=f"visitor:{n}", now=at(2026, 11, 30, 8, n))
+    agents = []
+    for n in range(3):
+        user = UserFactory(username=f"online{n}", role="agent")
+        chat_queue.members.add(user)
+        AgentStatus.objects.create(user=user, capacity=2)
+        agents.append(user)
+    barrier = threading.Barrier(len(agents))
+    errors: list[BaseException] = []
+
+    def go_online(user) -> None:
+        try:
+            barrier.wait(10)
+            agent_status_set(actor=user, status="online", now=MONDAY_10)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # when
+    threads = [threading.Thread(target=go_online, args=(user,)) for user in agents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # then
+    assert errors == []
+    conversations = list(Conversation.objects.all())
+    assert len(conversations) == 6
+    assert all(c.status == Conversation.Status.OPEN for c in conversations)
+    assert sorted(Conversation.objects.filter(assignee=user).count() for user in agents) == [
+        2,
+        2,
+        2,
+    ]
+    assigned = ConversationEvent.objects.filter(kind=ConversationEvent.Kind.ASSIGNED)
+    assert sorted(assigned.values_list("conversation_id", flat=True)) == sorted(
+        c.pk for c in conversations
+    )

@@ -62,10 +62,13 @@ def mine(web_chat, online_agent):
 
 @pytest.fixture
 def waiting(web_chat, online_agent, mine):
-    """A chat left while nobody was online: an offline message, no agent yet."""
+    """A chat left while nobody was online: an offline message, no agent yet (the agent is back
+    online but busy with `mine`, room for one chat only)."""
     everyone_offline()
     conversation = chat(web_chat, "有人吗？", key="visitor:waiting", name="李先生")
-    AgentStatus.objects.filter(user=online_agent).update(status=AgentStatus.Status.ONLINE)
+    AgentStatus.objects.filter(user=online_agent).update(
+        status=AgentStatus.Status.ONLINE, capacity=1
+    )
     return conversation
 
 
@@ -165,6 +168,43 @@ def test_waiting_lists_chats_without_an_agent_offline_messages_flagged(
     )
     assert "Offline message" in html
     assert 'data-testid="count-waiting">2<' in html
+
+
+def test_supervisor_sees_waiting_chats_in_hand_out_order_with_how_long_each_waited(
+    web_chat, chat_queue, online_agent, chat_supervisor, time_machine
+):
+    """The waiting list reads in the order chats are handed out (offline messages first, then
+    the customer waiting longest since their first unanswered message, not the oldest chat),
+    each with its queue and its wait."""
+    # given: a chat answered at 09:01, put back into the queue, where its customer writes
+    # again at 09:50; another customer has waited since 09:30; an offline message from the night
+    AgentStatus.objects.filter(user=online_agent).update(capacity=1)
+    early = chat(web_chat, "我要退货", key="visitor:early", now=at(2026, 11, 30, 9))
+    services.message_send(
+        actor=online_agent, conversation_id=early.pk, body="好的", now=at(2026, 11, 30, 9, 1)
+    )
+    since_930 = chat(web_chat, "在吗", key="visitor:930", now=at(2026, 11, 30, 9, 30))
+    services.agent_status_set(actor=online_agent, status="away", now=at(2026, 11, 30, 9, 40))
+    services.conversation_transfer(
+        actor=online_agent,
+        conversation_id=early.pk,
+        queue_id=chat_queue.pk,
+        now=at(2026, 11, 30, 9, 40),
+    )
+    chat(web_chat, "还在吗？", key="visitor:early", now=at(2026, 11, 30, 9, 50))
+    night = chat(web_chat, "晚上好", key="visitor:night", now=at(2026, 11, 29, 22))
+    assert night.is_offline
+    time_machine.move_to(MONDAY_10, tick=False)
+    # when
+    response = client_for(chat_supervisor).get(reverse("conversations:inbox"), {"view": "waiting"})
+    # then
+    html = response.content.decode()
+    rows = [f'data-conversation="{c.pk}"' for c in (night, since_930, early)]
+    assert all(row in html for row in rows)
+    assert html.index(rows[0]) < html.index(rows[1]) < html.index(rows[2])
+    assert ">30 min</span>" in html  # since 09:30
+    assert ">10 min</span>" in html  # since 09:50, not since the chat began at 09:00
+    assert html.count('class="row-queue muted">在线咨询</span>') == 3
 
 
 def test_all_is_for_leads_and_closed_lists_closed_chats(
@@ -369,6 +409,40 @@ def test_reply_over_htmx_returns_the_fragment_and_stores_the_message(mine, onlin
     assert "您好，这里是官网客服</textarea>" not in html
     mine.refresh_from_db()
     assert mine.waiting_since is None
+
+
+def test_first_reply_to_a_waiting_chat_updates_the_header_without_a_reload(
+    web_chat, waiting, online_agent, chat_supervisor
+):
+    """The header said 等待接入 / 尚未分配客服; the answer's fragment carries the new header
+    (out of band), and the page's script can fetch the header alone when the socket says so."""
+    # given
+    client = client_for(online_agent)
+    page = client.get(detail_url(waiting)).content.decode()
+    assert 'id="chat-head"' in page
+    assert "No agent yet" in page
+    # when
+    response = client.post(url("message_send", waiting), {"body": "您好，在的"}, headers=HX)
+    # then
+    html = response.content.decode()
+    assert '<header class="chat-head" id="chat-head" hx-swap-oob="true">' in html
+    head = html[html.index('id="chat-head"') :]
+    assert "Agent: 小王" in head
+    assert 'class="badge conversation-status-open"' in head
+    # and the header alone, for the socket's refresh (a supervisor's screen)
+    alone = client_for(chat_supervisor).get(detail_url(waiting), {"part": "head"}, headers=HX)
+    alone_html = alone.content.decode()
+    assert alone_html.lstrip().startswith('<header class="chat-head" id="chat-head">')
+    assert "Agent: 小王" in alone_html
+    assert "<html" not in alone_html
+
+
+def test_pages_give_their_scripts_the_departments_time_zone(mine, online_agent, web_chat):
+    """Times the scripts write (live messages) follow the same zone as the server's."""
+    inbox = client_for(online_agent).get(detail_url(mine)).content.decode()
+    chat_page = Client().get(reverse("webchat:chat_page", args=[web_chat.code])).content.decode()
+    assert '"time_zone": "Asia/Shanghai"' in inbox
+    assert '"time_zone": "Asia/Shanghai"' in chat_page
 
 
 def test_reply_without_htmx_redirects_back(mine, online_agent):

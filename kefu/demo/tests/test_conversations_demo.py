@@ -186,3 +186,27 @@ def test_demo_without_tickets_loads_no_chats():
 
     assert not Conversation.objects.exists()
     assert not Channel.objects.exists()
+
+
+def test_offline_messages_left_at_night_go_to_the_first_agent_online(department):
+    """Loaded at 23:10 (issue 10): the last chats of the evening wait as offline messages. The
+    hotline's agent01, of no chat queue, goes online: after the queue's overflow time the chats
+    are theirs, offline messages first, not left waiting in 等待中."""
+    from kefu.accounts.models import User
+    from kefu.conversations.services import agent_status_set
+
+    night = at(2026, 11, 24, 23, 10)
+    demo_conversations.conversations_load(seed=1, count=16, calls=0, now=night)
+    unassigned = Conversation.objects.filter(status=Conversation.Status.QUEUED, assignee=None)
+    waiting = list(unassigned.all())
+    assert len(waiting) == 3
+    assert all(c.is_offline for c in waiting)
+    agent01 = User.objects.get(username="agent01")
+    assert not agent01.inbox_queues.exists()
+    # when
+    agent_status_set(actor=agent01, status="online", now=night + dt.timedelta(minutes=1))
+    # then
+    assert not unassigned.exists()
+    assert {c.assignee_id for c in Conversation.objects.filter(pk__in=[c.pk for c in waiting])} == {
+        agent01.pk
+    }

@@ -11,6 +11,10 @@
  *   localStorage) until the server acknowledges it, and is sent again after a reconnect with
  *   the same client_id (the server stores it once).
  * - Reconnects back off 1 s, 2 s, 5 s, then every 10 s.
+ * - The header says who answers: waiting for an agent, or the agent's name ("assignment"
+ *   frames, at connect and whenever it changes).
+ * - Times are shown in the department's time zone (config.time_zone), as the agents see them,
+ *   whatever the visitor's browser is set to.
  * - Every word shown comes translated from the page (#chat-config labels); none are written here.
  */
 (function () {
@@ -25,6 +29,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var els = {
     status: $("chat-status"),
+    agent: $("chat-agent"),
     prechat: $("prechat"),
     prechatForm: $("prechat-form"),
     main: $("chat-main"),
@@ -177,10 +182,50 @@
     if (force || nearBottom()) els.messages.scrollTop = els.messages.scrollHeight;
   }
 
+  var clock; // Intl formatter of HH:MM in the department's zone; null when unavailable
+
+  function clockFormat() {
+    if (clock === undefined) {
+      var options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+      if (config.time_zone) options.timeZone = config.time_zone;
+      try {
+        clock = new Intl.DateTimeFormat("en-GB", options);
+        if (!clock.formatToParts) clock = null;
+      } catch (e) {
+        clock = null; // an unknown zone or no Intl: the browser's clock below
+      }
+    }
+    return clock;
+  }
+
   function timeOf(iso) {
     var date = iso ? new Date(iso) : new Date();
     if (isNaN(date.getTime())) return "";
+    var format = clockFormat();
+    if (format) {
+      var hour = "";
+      var minute = "";
+      var parts = format.formatToParts(date);
+      for (var i = 0; i < parts.length; i++) {
+        if (parts[i].type === "hour") hour = parts[i].value;
+        if (parts[i].type === "minute") minute = parts[i].value;
+      }
+      if (hour && minute) return hour + ":" + minute;
+    }
     return ("0" + date.getHours()).slice(-2) + ":" + ("0" + date.getMinutes()).slice(-2);
+  }
+
+  /* Who answers, under the chat's title: "waiting for an agent" or "<agent> is here to help". */
+  function showAssignment(frame) {
+    var text = "";
+    if (frame.status === "queued") {
+      text = L.waiting || "";
+    } else if (frame.status === "open" && frame.agent) {
+      text = (L.serving || "").replace("%(agent)s", frame.agent);
+    }
+    els.agent.textContent = text;
+    els.agent.hidden = !text;
+    els.agent.setAttribute("data-status", frame.status || "");
   }
 
   function buildMessage(direction, body) {
@@ -444,8 +489,12 @@
       case "typing":
         if (frame.who === "agent") showTyping();
         break;
+      case "assignment":
+        showAssignment(frame);
+        break;
       case "closed":
         hideTyping();
+        showAssignment({ status: "closed" });
         if (config.survey) showRating(); else setStatus(L.ended);
         break;
       case "rated":
@@ -588,6 +637,7 @@
     lastId = 0;
     loadedOnce = false;
     conversationId = null;
+    showAssignment({});
   }
 
   function restart() {

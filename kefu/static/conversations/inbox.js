@@ -9,6 +9,10 @@
  * - Delivery states, the customer's typing, and our own typing (at most one event per 3 s).
  * - Other conversations: the list is refreshed (HTMX) and the title counts what came in while
  *   the window was not looked at. No sound.
+ * - The open conversation's header (status, agent) is fetched again when it is assigned,
+ *   transferred or closed, so it never says "no agent yet" after someone took it.
+ * - Times are shown in the department's time zone (config.time_zone, as on the server-rendered
+ *   messages), never the browser's.
  * - Reconnects with exponential backoff; while the socket is down the list polls every 10 s
  *   (hx-trigger filter on window.kefuInboxLive).
  */
@@ -213,11 +217,25 @@
           refreshList();
         }
         break;
+      case "assigned":
+        if (here) {
+          refreshHead();
+          if (data.conversation.assignee !== config.user && one("#reply-form")) {
+            showChanged(); // someone else answers it now
+          }
+        }
+        if (concernsList(data.conversation)) {
+          refreshList();
+        }
+        break;
       case "closed":
       case "conversation":
       case "unassigned":
-        if (here && data.type !== "conversation") {
-          showChanged();
+        if (here) {
+          refreshHead();
+          if (data.type !== "conversation") {
+            showChanged();
+          }
         }
         if (data.type === "unassigned" || concernsList(data.conversation)) {
           refreshList();
@@ -269,12 +287,68 @@
       });
   }
 
+  // --- Times in the department's time zone ------------------------------------------------
+  var formats = {};
+
+  function formatter(withDate) {
+    var key = withDate ? "full" : "time";
+    if (!(key in formats)) {
+      var options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+      if (withDate) {
+        options.year = "numeric";
+        options.month = "2-digit";
+        options.day = "2-digit";
+        options.second = "2-digit";
+      }
+      if (config.time_zone) {
+        options.timeZone = config.time_zone;
+      }
+      try {
+        formats[key] = new Intl.DateTimeFormat("en-GB", options);
+      } catch (error) {
+        formats[key] = null; // an unknown zone or no Intl: the browser's clock below
+      }
+    }
+    return formats[key];
+  }
+
+  function clockParts(moment, withDate) {
+    var found = {};
+    var format = formatter(withDate);
+    if (format && format.formatToParts) {
+      format.formatToParts(moment).forEach(function (part) {
+        found[part.type] = part.value;
+      });
+      return found;
+    }
+    return {
+      year: String(moment.getFullYear()),
+      month: pad(moment.getMonth() + 1),
+      day: pad(moment.getDate()),
+      hour: pad(moment.getHours()),
+      minute: pad(moment.getMinutes()),
+      second: pad(moment.getSeconds()),
+    };
+  }
+
   function timeOf(iso) {
+    // 23:12, as the server writes it ({{ created_at|date:"H:i" }} in the department's zone).
     var moment = new Date(iso);
     if (isNaN(moment.getTime())) {
       return "";
     }
-    return pad(moment.getHours()) + ":" + pad(moment.getMinutes());
+    var p = clockParts(moment, false);
+    return p.hour + ":" + p.minute;
+  }
+
+  function stampOf(iso) {
+    // 2026-11-30 23:12:05, the title of a message's time.
+    var moment = new Date(iso);
+    if (isNaN(moment.getTime())) {
+      return "";
+    }
+    var p = clockParts(moment, true);
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second;
   }
 
   function buildMessage(m) {
@@ -303,6 +377,7 @@
     }
     var time = make("time", null, timeOf(m.created_at));
     time.dateTime = m.created_at;
+    time.title = stampOf(m.created_at);
     meta.appendChild(time);
     node.appendChild(meta);
 
@@ -452,6 +527,12 @@
     });
     notice.appendChild(reload);
     notice.hidden = false;
+  }
+
+  function refreshHead() {
+    if (config.head_url && one("#chat-head") && window.htmx) {
+      window.htmx.ajax("GET", config.head_url, { target: "#chat-head", swap: "outerHTML" });
+    }
   }
 
   function refreshRecord() {
