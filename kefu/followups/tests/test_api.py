@@ -26,11 +26,13 @@ def api_client(user) -> Client:
 def followups(agent, complaint_specialist, customer):
     """The agent owes a callback that is overdue and an aftercare call next month; the
     specialist owes one more; one of the agent's is already done."""
+    from kefu.customers.tests.factories import make_customer
+
     now = timezone.now()
 
-    def make(assignee, purpose, due, status=FollowUp.Status.OPEN):
+    def make(assignee, purpose, due, status=FollowUp.Status.OPEN, who=customer):
         followup = followup_create(
-            actor=None, customer=customer, purpose=purpose, due_at=due, assignee=assignee
+            actor=None, customer=who, purpose=purpose, due_at=due, assignee=assignee
         )
         if status != FollowUp.Status.OPEN:
             FollowUp.objects.filter(pk=followup.pk).update(status=status)
@@ -39,7 +41,12 @@ def followups(agent, complaint_specialist, customer):
     return {
         "overdue": make(agent, "promised_callback", now - dt.timedelta(hours=2)),
         "aftercare": make(agent, "complaint_aftercare", now + dt.timedelta(days=30)),
-        "specialist": make(complaint_specialist, "promised_callback", now + dt.timedelta(hours=3)),
+        "specialist": make(
+            complaint_specialist,
+            "promised_callback",
+            now + dt.timedelta(hours=3),
+            who=make_customer(name="李四"),
+        ),
         "done": make(agent, "satisfaction", now - dt.timedelta(days=1), FollowUp.Status.DONE),
     }
 

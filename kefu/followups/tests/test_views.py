@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from kefu.customers.tests.factories import make_customer
 from kefu.followups.models import FollowUp
 from kefu.followups.services import followup_create
 
@@ -63,8 +64,8 @@ def test_followup_page_permission_matrix(request, role, status):
 
 def test_agent_sees_own_followups_grouped_by_due(agent, supervisor, customer):
     late = owed(customer, agent, hours=-2, note="逾期的回访")
-    later = owed(customer, agent, hours=72, note="三天后的回访")
-    others = owed(customer, supervisor, hours=1, note="主管的回访")
+    later = owed(make_customer(name="李四"), agent, hours=72, note="三天后的回访")
+    others = owed(make_customer(name="王五"), supervisor, hours=1, note="主管的回访")
     html = client_for(agent).get(reverse(LIST)).content.decode()
     assert f'id="followup-{late.pk}"' in html
     assert f'id="followup-{later.pk}"' in html
@@ -81,7 +82,7 @@ def test_supervisor_switches_to_everyones_and_agent_cannot(agent, supervisor, cu
     assert f'id="followup-{agents.pk}"' in html
     html = client_for(agent).get(reverse(LIST), {"scope": "all"}).content.decode()
     assert f'id="followup-{agents.pk}"' in html  # their own, shown as "mine"
-    other = owed(customer, supervisor, hours=1, note="主管的回访")
+    other = owed(make_customer(name="王五"), supervisor, hours=1, note="主管的回访")
     html = client_for(agent).get(reverse(LIST), {"scope": "all"}).content.decode()
     assert f'id="followup-{other.pk}"' not in html
 
@@ -173,8 +174,8 @@ def test_each_group_is_ordered_by_priority_then_due_time(agent, customer):
     """High priority first, then the soonest due: a normal call due earlier comes after."""
     # given three upcoming calls
     normal_soon = owed(customer, agent, hours=30, note="普通-早")
-    high_late = owed(customer, agent, hours=50, note="高-晚")
-    high_soon = owed(customer, agent, hours=40, note="高-早")
+    high_late = owed(make_customer(name="李四"), agent, hours=50, note="高-晚")
+    high_soon = owed(make_customer(name="王五"), agent, hours=40, note="高-早")
     FollowUp.objects.filter(pk__in=[high_late.pk, high_soon.pk]).update(priority=1)
     # when
     html = client_for(agent).get(reverse(LIST)).content.decode()
@@ -286,7 +287,7 @@ def test_supervisor_filters_everyones_by_assignee(
     supervisor, agent, complaint_specialist, customer
 ):
     agents = owed(customer, agent, hours=1)
-    specialists = owed(customer, complaint_specialist, hours=1)
+    specialists = owed(make_customer(name="李四"), complaint_specialist, hours=1)
     client = client_for(supervisor)
     html = client.get(reverse(LIST), {"scope": "all", "assignee": agent.pk}).content.decode()
     assert f'id="followup-{agents.pk}"' in html
