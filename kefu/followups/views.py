@@ -3,11 +3,12 @@ time), logging a call in one click, texting the customer, and the records office
 Parse → gate (selectors) → service → render; HTMX re-renders or removes one row."""
 
 import datetime as dt
+import math
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -33,8 +34,8 @@ from kefu.followups.selectors import (
     followup_phone,
 )
 
-# Open follow-ups shown at most (the overdue and the soonest due come first).
-LIST_LIMIT = 500
+# Open follow-ups a page (the overdue and the soonest due come first), like the other lists.
+PAGE_SIZE = 25
 TEAM_LIMIT = 100
 CARE_LIST_HISTORY = 100
 CARE_LIST_FOLLOWUPS = 500
@@ -113,10 +114,6 @@ def _with_phones(followup: FollowUp) -> FollowUp:
     return followup
 
 
-def _by_priority(rows: list[FollowUp]) -> list[FollowUp]:
-    return sorted(rows, key=lambda f: (f.priority, f.due_at, f.pk))
-
-
 def _end_of_today(now: dt.datetime) -> dt.datetime:
     tomorrow = timezone.localdate(now) + dt.timedelta(days=1)
     return dt.datetime.combine(tomorrow, dt.time.min, tzinfo=timezone.get_current_timezone())
@@ -149,26 +146,61 @@ def _row_context(request: HttpRequest, scope: str, now: dt.datetime) -> dict:
     }
 
 
+def _page_number(value: str | None) -> int:
+    try:
+        return max(1, min(int(value or 1), 100_000))
+    except ValueError:
+        return 1
+
+
+def _day_order(followups: QuerySet[FollowUp], now: dt.datetime) -> QuerySet[FollowUp]:
+    """Overdue, due today, upcoming; in each, high priority first, then the soonest due."""
+    group = Case(
+        When(due_at__lt=now, then=Value(0)),
+        When(due_at__lt=_end_of_today(now), then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return followups.annotate(day_group=group).order_by("day_group", "priority", "due_at", "id")
+
+
+def _group_counts(followups: QuerySet[FollowUp], now: dt.datetime) -> dict[str, int]:
+    end = _end_of_today(now)
+    return followups.order_by().aggregate(
+        overdue=Count("id", filter=Q(due_at__lt=now)),
+        today=Count("id", filter=Q(due_at__gte=now, due_at__lt=end)),
+        upcoming=Count("id", filter=Q(due_at__gte=end)),
+    )
+
+
 @login_required
 def followup_list(request: HttpRequest) -> HttpResponse:
     """The agent's day: overdue, due today and upcoming follow-ups, each by priority (high
-    first) then due time; supervisors switch to everyone's and filter by assignee."""
+    first) then due time, PAGE_SIZE at a time; supervisors switch to everyone's and filter by
+    assignee."""
     scope = _scope(request, request.GET.get("scope"))
     now = timezone.now()
     followups = followup_list_for(user=request.user, scope=scope)
     assignee = _assignee_filter(request, scope)
     if assignee is not None:
         followups = followups.filter(assignee_id=assignee)
-    rows = list(followups.prefetch_related(_phones())[:LIST_LIMIT])
+    counts = _group_counts(followups, now)
+    total = sum(counts.values())
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    number = min(_page_number(request.GET.get("page")), pages)
+    start = (number - 1) * PAGE_SIZE
+    rows = list(_day_order(followups, now).prefetch_related(_phones())[start : start + PAGE_SIZE])
     buckets: dict[str, list[FollowUp]] = {"overdue": [], "today": [], "upcoming": []}
     for followup in rows:
         buckets[_group_of(followup, now)].append(followup)
     labels = {"overdue": _("Overdue"), "today": _("Due today"), "upcoming": _("Upcoming")}
 
     def with_forms(items: list[FollowUp]) -> list:
-        return [(f, _complete_form(f), _message_form(f)) for f in _by_priority(items)]
+        return [(f, _complete_form(f), _message_form(f)) for f in items]
 
-    groups = [(key, labels[key], with_forms(items)) for key, items in buckets.items()]
+    groups = [
+        (key, labels[key], with_forms(items), counts[key]) for key, items in buckets.items()
+    ]
     team = list(_team_followups(request.user)[:TEAM_LIMIT]) if scope == SCOPE_MINE else []
     assignees = []
     if scope == SCOPE_ALL:
@@ -177,6 +209,8 @@ def followup_list(request: HttpRequest) -> HttpResponse:
             .distinct()
             .order_by("display_name", "username")
         )
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         **_row_context(request, scope, now),
         "groups": groups,
@@ -185,7 +219,12 @@ def followup_list(request: HttpRequest) -> HttpResponse:
         "assignee": assignee,
         "can_see_all": request.user.has_perm("tickets.assign_ticket"),
         "can_see_lists": request.user.has_perm("followups.view_carelist"),
-        "truncated": len(rows) == LIST_LIMIT,
+        "page_number": number,
+        "page_count": pages,
+        "total": total,
+        "has_previous": number > 1,
+        "has_next": number < pages,
+        "query": query.urlencode(),
         "active_nav": "followups",
     }
     return render(request, "followups/followup_list.html", context)

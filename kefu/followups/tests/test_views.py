@@ -333,6 +333,76 @@ def test_follow_up_list_runs_a_constant_number_of_queries(agent, customer):
     assert len(six) == len(one)
 
 
+def _many(assignee, count: int, *, hours_from: float) -> list[FollowUp]:
+    """`count` follow-ups of as many customers, an hour apart from `hours_from`."""
+    from kefu.customers.models import Customer
+
+    customers = Customer.objects.bulk_create(
+        Customer(number=f"KH9{i:07d}", name=f"顾客{i}") for i in range(count)
+    )
+    now = timezone.now()
+    return FollowUp.objects.bulk_create(
+        FollowUp(
+            customer=c,
+            purpose=FollowUp.Purpose.MEMBER_CARE,
+            due_at=now + dt.timedelta(hours=hours_from + i),
+            assignee=assignee,
+        )
+        for i, c in enumerate(customers)
+    )
+
+
+def test_everyones_follow_ups_come_a_page_at_a_time(supervisor, agent):
+    """Six hundred open follow-ups: a page of 25 rows, the groups' counts over all of them, a
+    pager; the last page is reachable (no cut at 500) and a wrong page number is no error."""
+    from kefu.followups.views import PAGE_SIZE
+
+    import re
+
+    # given 10 overdue and 590 due later
+    rows = _many(agent, 600, hours_from=-9.5)
+    client = client_for(supervisor)
+    # when
+    first = client.get(reverse(LIST), {"scope": "all"}).content.decode()
+    last = client.get(reverse(LIST), {"scope": "all", "page": 24}).content.decode()
+    beyond = client.get(reverse(LIST), {"scope": "all", "page": "99999999999"})
+    junk = client.get(reverse(LIST), {"scope": "all", "page": "abc"})
+    # then
+    assert first.count('<tr id="followup-') == PAGE_SIZE
+    assert f'id="followup-{rows[0].pk}"' in first
+    counts = [int(n) for n in re.findall(r'data-testid="group-count">(\d+)<', first)]
+    assert counts[0] == 10
+    assert sum(counts) == 600
+    assert "Page 1 of 24" in first
+    assert 'href="?scope=all&amp;page=2" rel="next"' in first
+    assert last.count('<tr id="followup-') == 600 - 23 * PAGE_SIZE
+    assert f'id="followup-{rows[-1].pk}"' in last
+    assert 'rel="next"' not in last
+    assert "On the other pages." in last  # the overdue ones are on page 1
+    assert beyond.status_code == junk.status_code == 200
+    assert "Page 24 of 24" in beyond.content.decode()
+    assert "Page 1 of 24" in junk.content.decode()
+
+
+def test_the_pager_keeps_the_assignee_filter(supervisor, agent):
+    _many(agent, 30, hours_from=1)
+    html = client_for(supervisor).get(
+        reverse(LIST), {"scope": "all", "assignee": agent.pk}
+    ).content.decode()
+    assert f'href="?scope=all&amp;assignee={agent.pk}&amp;page=2" rel="next"' in html
+
+
+def test_a_page_orders_by_group_then_priority_across_the_whole_list(agent):
+    """A high-priority call due next week comes before normal ones due sooner, on page 1."""
+    rows = _many(agent, 40, hours_from=24)
+    FollowUp.objects.filter(pk=rows[-1].pk).update(priority=FollowUp.Priority.HIGH)
+    html = client_for(agent).get(reverse(LIST)).content.decode()
+    upcoming = _section(html, "upcoming")
+    assert upcoming.index(f'id="followup-{rows[-1].pk}"') < upcoming.index(
+        f'id="followup-{rows[0].pk}"'
+    )
+
+
 # --- Sending a message --------------------------------------------------------------------------
 
 
