@@ -198,9 +198,7 @@ def followup_list(request: HttpRequest) -> HttpResponse:
     def with_forms(items: list[FollowUp]) -> list:
         return [(f, _complete_form(f), _message_form(f)) for f in items]
 
-    groups = [
-        (key, labels[key], with_forms(items), counts[key]) for key, items in buckets.items()
-    ]
+    groups = [(key, labels[key], with_forms(items), counts[key]) for key, items in buckets.items()]
     team = list(_team_followups(request.user)[:TEAM_LIMIT]) if scope == SCOPE_MINE else []
     assignees = []
     if scope == SCOPE_ALL:

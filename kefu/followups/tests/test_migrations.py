@@ -37,7 +37,10 @@ def test_open_duplicates_are_merged_and_birthday_calls_get_their_purpose():
 
     def make(customer, purpose, hours, **extra):
         return OldFollowUp.objects.create(
-            customer_id=customer.pk, purpose=purpose, due_at=DUE + dt.timedelta(hours=hours), **extra
+            customer_id=customer.pk,
+            purpose=purpose,
+            due_at=DUE + dt.timedelta(hours=hours),
+            **extra,
         )
 
     first = make(wang, "member_care", 1, note="大客户回访", assignee_id=agent.pk)

@@ -355,9 +355,9 @@ def _many(assignee, count: int, *, hours_from: float) -> list[FollowUp]:
 def test_everyones_follow_ups_come_a_page_at_a_time(supervisor, agent):
     """Six hundred open follow-ups: a page of 25 rows, the groups' counts over all of them, a
     pager; the last page is reachable (no cut at 500) and a wrong page number is no error."""
-    from kefu.followups.views import PAGE_SIZE
-
     import re
+
+    from kefu.followups.views import PAGE_SIZE
 
     # given 10 overdue and 590 due later
     rows = _many(agent, 600, hours_from=-9.5)
@@ -386,9 +386,11 @@ def test_everyones_follow_ups_come_a_page_at_a_time(supervisor, agent):
 
 def test_the_pager_keeps_the_assignee_filter(supervisor, agent):
     _many(agent, 30, hours_from=1)
-    html = client_for(supervisor).get(
-        reverse(LIST), {"scope": "all", "assignee": agent.pk}
-    ).content.decode()
+    html = (
+        client_for(supervisor)
+        .get(reverse(LIST), {"scope": "all", "assignee": agent.pk})
+        .content.decode()
+    )
     assert f'href="?scope=all&amp;assignee={agent.pk}&amp;page=2" rel="next"' in html
 
 
