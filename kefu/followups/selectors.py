@@ -7,6 +7,7 @@ from kefu.accounts.models import User
 from kefu.core.exceptions import Forbidden, NotFound
 from kefu.core.permissions import has_perm, require_perm
 from kefu.customers.models import ContactPoint
+from kefu.customers.selectors import customer_phone_get
 from kefu.followups.models import FollowUp
 
 SCOPE_MINE, SCOPE_ALL = "mine", "all"
@@ -50,11 +51,7 @@ def followup_get_for_user(*, user: User | None, followup_id: int) -> FollowUp:
 
 def followup_phone(followup: FollowUp) -> ContactPoint | None:
     """The customer's phone to call or text: the primary one first."""
-    return (
-        ContactPoint.objects.filter(customer_id=followup.customer_id, kind=ContactPoint.Kind.PHONE)
-        .order_by("-is_primary", "id")
-        .first()
-    )
+    return customer_phone_get(customer_id=followup.customer_id)
 
 
 def followup_list_for_team(*, user: User) -> QuerySet[FollowUp]:

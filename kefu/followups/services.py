@@ -14,8 +14,8 @@ from kefu.accounts.roles import Role
 from kefu.businesstime.selectors import work_calendar_get
 from kefu.core.exceptions import Conflict, NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
-from kefu.customers.models import Customer, CustomerEvent
-from kefu.customers.services import customer_touch
+from kefu.customers.models import ContactPoint, Customer, CustomerEvent
+from kefu.customers.services import customer_phone_reveal_for_call, customer_touch
 from kefu.followups import scheduling
 from kefu.followups.models import CareList, FollowUp, FollowUpPlan, FollowUpRule
 from kefu.notifications.services import notify
@@ -623,6 +623,25 @@ def followup_take(*, actor: User, followup_id: int) -> FollowUp:
     followup.assignee = actor
     followup.save(update_fields=["assignee", "updated_at"])
     return followup
+
+
+@transaction.atomic
+def followup_call(*, actor: User, followup_id: int, ip: str | None = None) -> ContactPoint:
+    """The customer's full number for the call the follow-up asks for: only to whom may work it
+    (its assignee, or a supervisor), only while it is open; audited as a reveal for this
+    follow-up. The outcome is then logged as usual."""
+    from kefu.followups.selectors import followup_get_for_user
+
+    require_perm(actor, "followups.change_followup")
+    followup = followup_get_for_user(user=actor, followup_id=followup_id)
+    if followup.status != FollowUp.Status.OPEN:
+        raise Conflict(_("This follow-up is already done."), code="followup_not_open")
+    return customer_phone_reveal_for_call(
+        actor=actor,
+        customer_id=followup.customer_id,
+        call_for={"type": "followup", "id": followup.pk},
+        ip=ip,
+    )
 
 
 MESSAGE_MAX = 500

@@ -139,7 +139,6 @@ def _row_context(request: HttpRequest, scope: str, now: dt.datetime) -> dict:
     return {
         "scope": scope,
         "now": now,
-        "can_full": has_perm(user, "customers.view_full_contact"),
         "can_change": has_perm(user, "followups.change_followup"),
         "can_book": has_perm(user, "appointments.add_appointment"),
         "list_url": _list_url(scope),
@@ -293,6 +292,47 @@ def followup_complete(request: HttpRequest, pk: int) -> HttpResponse:
         "f": _with_phones(followup),
         "form": form,
         "msg_form": _message_form(followup),
+    }
+    return render(request, "followups/followup_list.html#followup-row", context)
+
+
+@login_required
+@require_POST
+def followup_call(request: HttpRequest, pk: int) -> HttpResponse:
+    """Call the customer: the full number of this follow-up's customer, as a tel: link, for its
+    assignee (or a supervisor), audited as a reveal for this follow-up. HTMX: the row comes back
+    with the number and its "log the call" form open; the lists keep showing it masked."""
+    require_perm(request.user, "followups.change_followup")
+    followup = followup_get_for_user(user=request.user, followup_id=pk)
+    scope = _scope(request, request.POST.get("scope"))
+    revealed, errors = None, []
+    try:
+        revealed = services.followup_call(
+            actor=request.user, followup_id=followup.pk, ip=request.META.get("REMOTE_ADDR")
+        )
+    except DomainError as exc:
+        if exc.is_access_error:
+            raise
+        errors = [exc.message]
+    if not request.htmx:
+        return render(
+            request,
+            "followups/followup_call.html",
+            {
+                "f": followup,
+                "revealed": revealed,
+                "call_errors": errors,
+                "back_url": _list_url(scope),
+                "active_nav": "followups",
+            },
+        )
+    context = {
+        **_row_context(request, scope, timezone.now()),
+        "f": _with_phones(followup),
+        "form": _complete_form(followup),
+        "msg_form": _message_form(followup),
+        "revealed": revealed,
+        "call_errors": errors,
     }
     return render(request, "followups/followup_list.html#followup-row", context)
 

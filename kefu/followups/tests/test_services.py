@@ -456,3 +456,31 @@ def test_two_lists_built_at_once_give_each_customer_one_call():
     assert sum(c.handed_over for c in built) == 30
     open_calls = FollowUp.objects.open().filter(purpose="member_care")
     assert sorted(open_calls.values_list("customer_id", flat=True)) == [c.pk for c in accounts]
+
+
+# --- Calling the customer of a follow-up (issue 10 point 11) -----------------------------------
+
+
+def test_followup_call_reveals_the_number_for_that_call_only(agent, supervisor):
+    from kefu.audit.models import AuditEntry
+    from kefu.core.exceptions import Conflict, NotFound
+
+    customer = make_customer(phone="13812345678")
+    followup = _followup(customer, FollowUp.Purpose.PROMISED_CALLBACK, agent)
+    # the assignee and a supervisor may; the reveal is audited for this follow-up
+    assert services.followup_call(actor=agent, followup_id=followup.pk).value == "+8613812345678"
+    services.followup_call(actor=supervisor, followup_id=followup.pk, ip="10.0.0.8")
+    entries = AuditEntry.objects.filter(action="customer.contact_revealed").order_by("id")
+    assert [(e.actor, e.changes["call_for"], e.ip) for e in entries] == [
+        (agent, {"type": "followup", "id": followup.pk}, None),
+        (supervisor, {"type": "followup", "id": followup.pk}, "10.0.0.8"),
+    ]
+    # another agent does not see it; a done follow-up is no reason to call
+    with pytest.raises(NotFound):
+        services.followup_call(
+            actor=UserFactory(username="x", role="agent"), followup_id=followup.pk
+        )
+    FollowUp.objects.filter(pk=followup.pk).update(status="done")
+    with pytest.raises(Conflict):
+        services.followup_call(actor=agent, followup_id=followup.pk)
+    assert entries.count() == 2

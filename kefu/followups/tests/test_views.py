@@ -217,18 +217,106 @@ def test_rows_show_purpose_attempt_note_ticket_and_a_booking_link(agent, custome
     assert f"/appointments/book/?customer={customer.pk}&amp;source=phone" in row
 
 
-def test_phone_is_masked_and_call_link_only_for_full_contact_roles(agent, supervisor, customer):
-    """Agents see 138****1234 only; supervisors (full contacts) get a tel: link to call."""
+def test_phones_stay_masked_on_the_list_for_every_role(agent, supervisor, customer):
+    """The list shows 138****1234 to agents and supervisors alike, and a call button; no full
+    number and no tel: link is in the page before someone presses it."""
     mine = owed(customer, agent, hours=2)
-    theirs = owed(customer, supervisor, hours=2)
+    theirs = owed(make_customer(name="李四", phone="13900005678"), supervisor, hours=2)
     agent_html = client_for(agent).get(reverse(LIST)).content.decode()
-    supervisor_html = client_for(supervisor).get(reverse(LIST)).content.decode()
-    assert f'id="followup-{mine.pk}"' in agent_html
-    assert "138****1234" in agent_html
-    assert "13812341234" not in agent_html
-    assert 'href="tel:' not in agent_html
-    assert f'id="followup-{theirs.pk}"' in supervisor_html
-    assert 'href="tel:+8613812341234"' in supervisor_html
+    supervisor_html = client_for(supervisor).get(reverse(LIST), {"scope": "all"}).content.decode()
+    for html in (agent_html, supervisor_html):
+        assert "138****1234" in html
+        assert "13812341234" not in html
+        assert 'href="tel:' not in html
+        assert reverse("followups:followup_call", args=[mine.pk]) in html
+    assert "139****5678" in supervisor_html
+    assert "13900005678" not in supervisor_html
+    assert reverse("followups:followup_call", args=[theirs.pk]) in supervisor_html
+
+
+def call_url(followup: FollowUp) -> str:
+    return reverse("followups:followup_call", args=[followup.pk])
+
+
+def test_agent_calls_the_customer_of_her_follow_up(agent, customer):
+    """The call button: the row comes back with the full number as a tel: link and the "log
+    the call" form open; the reveal is audited with the follow-up it was for."""
+    from kefu.audit.models import AuditEntry
+
+    followup = owed(customer, agent, hours=-1)
+    response = client_for(agent).post(call_url(followup), {"scope": "mine"}, headers=HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.strip().startswith(f'<tr id="followup-{followup.pk}"')
+    assert 'href="tel:+8613812341234"' in html
+    assert '<details data-testid="log-call" open>' in html
+    entry = AuditEntry.objects.get(action="customer.contact_revealed")
+    assert (entry.actor, entry.action, entry.target_id) == (
+        agent,
+        "customer.contact_revealed",
+        str(customer.pk),
+    )
+    assert entry.changes == {
+        "contact": "138****1234",
+        "kind": "phone",
+        "call_for": {"type": "followup", "id": followup.pk},
+    }
+    assert entry.ip == "127.0.0.1"
+    # the list itself stays masked
+    assert "13812341234" not in client_for(agent).get(reverse(LIST)).content.decode()
+
+
+def test_call_without_htmx_shows_the_number_on_its_own_page(agent, customer):
+    followup = owed(customer, agent, hours=1)
+    response = client_for(agent).post(call_url(followup))
+    assert response.status_code == 200
+    assert 'href="tel:+8613812341234"' in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("anonymous", 302),
+        ("other_agent", 404),
+        ("records_officer", 403),
+        ("store_manager", 403),
+        ("supervisor", 200),
+    ],
+)
+def test_who_may_call_the_customer_of_a_follow_up(request, agent, customer, role, status):
+    """Only the assignee, or a supervisor: another agent does not even see it; a read-only role
+    may not call. Nothing is revealed or audited for a refusal."""
+    from kefu.accounts.tests.factories import UserFactory
+    from kefu.audit.models import AuditEntry
+
+    followup = owed(customer, agent, hours=1)
+    if role == "anonymous":
+        user = None
+    elif role == "other_agent":
+        user = UserFactory(username="other-agent", role="agent")
+    else:
+        user = request.getfixturevalue(role)
+    response = client_for(user).post(call_url(followup), headers=HX)
+    assert response.status_code == status
+    assert ("13812341234" in response.content.decode()) == (status == 200)
+    assert AuditEntry.objects.filter(action="customer.contact_revealed").count() == (
+        1 if status == 200 else 0
+    )
+
+
+def test_a_done_follow_up_or_a_customer_without_phone_reveals_nothing(agent, customer):
+    from kefu.audit.models import AuditEntry
+
+    done = owed(customer, agent, hours=1)
+    FollowUp.objects.filter(pk=done.pk).update(status=FollowUp.Status.DONE)
+    no_phone = owed(make_customer(name="无电话", phone=None), agent, hours=1)
+    client = client_for(agent)
+    late = client.post(call_url(done), headers=HX).content.decode()
+    none = client.post(call_url(no_phone), headers=HX).content.decode()
+    assert "This follow-up is already done." in late
+    assert "tel:" not in late
+    assert "The customer has no phone number." in none
+    assert not AuditEntry.objects.filter(action="customer.contact_revealed").exists()
 
 
 def test_logging_a_reached_call_removes_the_row(agent, customer):
