@@ -315,17 +315,15 @@ def followup_call(request: HttpRequest, pk: int) -> HttpResponse:
             raise
         errors = [exc.message]
     if not request.htmx:
-        return render(
-            request,
-            "followups/followup_call.html",
-            {
-                "f": followup,
-                "revealed": revealed,
-                "call_errors": errors,
-                "back_url": _list_url(scope),
-                "active_nav": "followups",
-            },
-        )
+        context = {
+            "customer": followup.customer,
+            "about": followup.get_purpose_display(),
+            "revealed": revealed,
+            "call_errors": errors,
+            "back_url": _list_url(scope),
+            "active_nav": "followups",
+        }
+        return render(request, "customers/contact_call.html", context)
     context = {
         **_row_context(request, scope, timezone.now()),
         "f": _with_phones(followup),
