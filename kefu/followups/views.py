@@ -8,6 +8,7 @@ import math
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -38,7 +39,6 @@ from kefu.followups.selectors import (
 PAGE_SIZE = 25
 TEAM_LIMIT = 100
 CARE_LIST_HISTORY = 100
-CARE_LIST_FOLLOWUPS = 500
 
 
 class FollowUpCompleteForm(forms.Form):
@@ -459,16 +459,10 @@ def care_list_build(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def care_list_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The follow-ups a list handed over, open and done."""
-    care_list, followups = care_list_followups(
-        user=request.user, care_list_id=pk, limit=CARE_LIST_FOLLOWUPS
-    )
-    context = {
-        "care_list": care_list,
-        "followups": followups,
-        "truncated": len(followups) == CARE_LIST_FOLLOWUPS,
-        "active_nav": "followups",
-    }
+    """The follow-ups a list handed over, open first, PAGE_SIZE at a time."""
+    care_list, followups = care_list_followups(user=request.user, care_list_id=pk)
+    page = Paginator(followups, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"care_list": care_list, "page": page, "active_nav": "followups"}
     return render(request, "followups/carelist_detail.html", context)
 
 

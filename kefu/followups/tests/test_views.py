@@ -659,3 +659,23 @@ def test_a_team_member_takes_an_unassigned_team_follow_up(client, agent):
     assert response.status_code == 302
     followup.refresh_from_db()
     assert followup.assignee == agent
+
+
+def test_a_lists_follow_ups_come_a_page_at_a_time(records_officer, agent):
+    """A list of 600 calls: 25 a page, all reachable (no cut at 500)."""
+    from django.utils import timezone as tz
+
+    from kefu.followups.models import CareList
+    from kefu.followups.views import PAGE_SIZE
+
+    care_list = CareList.objects.create(kind="birthdays", built_at=tz.now(), customers=600)
+    rows = _many(agent, 600, hours_from=1)
+    FollowUp.objects.filter(pk__in=[f.pk for f in rows]).update(care_list=care_list)
+    url = reverse("followups:care_list_detail", args=[care_list.pk])
+    client = client_for(records_officer)
+    first = client.get(url).content.decode()
+    last = client.get(url, {"page": 24}).content.decode()
+    assert first.count('<tr id="followup-') == PAGE_SIZE
+    assert "Page 1 of 24" in first
+    assert f'id="followup-{rows[-1].pk}"' in last
+    assert client.get(url, {"page": "x"}).status_code == 200
