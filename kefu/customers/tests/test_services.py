@@ -254,8 +254,13 @@ def test_reveal_for_a_call_is_audited_with_its_purpose(agent, customer):
         "kind": "phone",
         "call_for": {"type": "followup", "id": 12},
     }
-    lines = {c.label: c.after for c in audit_changes(entry)}
+    from django.utils import translation
+
+    with translation.override("en"):
+        lines = {c.label: c.after for c in audit_changes(entry)}
     assert lines["For the call"] == "Callback for follow-up #12"
+    with translation.override("zh-hans"):
+        assert {c.label: c.after for c in audit_changes(entry)}["通话用途"] == "回访 #12 的回电"
     no_phone = make_customer(name="无电话", phone=None)
     with pytest.raises(Conflict):
         services.customer_phone_reveal_for_call(
