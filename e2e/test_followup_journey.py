@@ -164,3 +164,77 @@ def test_agent_works_through_the_days_follow_ups(page, log_in, shot):
     expect(page.locator(f"#followup-{care.pk}")).to_have_count(0)
     expect(page.locator("[data-group=overdue] tbody tr")).to_have_count(0)
     shot(page, "followups-4-what-is-left")
+
+
+def test_agent_calls_a_customer_back_from_the_day_page(page, log_in, shot):
+    """The day page shows the phone masked; the agent presses Call on her overdue callback: the
+    number comes up for that call as a tel: link, the "log the call" form opens, the reveal is in
+    the audit log with the follow-up it was for; logged, the row goes and the list stays masked."""
+    from kefu.audit.models import AuditEntry
+
+    # given an agent with an overdue promised callback and another customer's call later
+    agent = UserFactory(username="xiaoli", role="agent", display_name="小李")
+    zhang = make_customer(name="张三", phone="13812341234")
+    li = make_customer(name="李四", phone="13900005678")
+    now = timezone.now()
+    callback = followup_create(
+        actor=None,
+        customer=zhang,
+        purpose=FollowUp.Purpose.PROMISED_CALLBACK,
+        due_at=now - dt.timedelta(hours=1),
+        assignee=agent,
+        note="答应回电告知退款进度",
+    )
+    later = followup_create(
+        actor=None,
+        customer=li,
+        purpose=FollowUp.Purpose.SATISFACTION,
+        due_at=now + dt.timedelta(days=2),
+        assignee=agent,
+        note="满意度回访",
+    )
+
+    # 1. the day: both rows, numbers masked, no tel: link anywhere
+    log_in(page, "xiaoli")
+    page.goto("/followups/")
+    row = page.locator(f"#followup-{callback.pk}")
+    expect(row).to_contain_text("138****1234")
+    expect(page.locator("body")).not_to_contain_text("13812341234")
+    assert page.locator("a[href^='tel:']").count() == 0
+    assert not AuditEntry.objects.filter(action="customer.contact_revealed").exists()
+
+    # 2. Call: the number for this call, the log form open, the reveal audited
+    with page.expect_response(lambda r: f"/followups/{callback.pk}/call/" in r.url) as info:
+        row.get_by_test_id("call").click()
+    assert info.value.ok
+    link = page.locator(f"#followup-{callback.pk} [data-testid=call-link]")
+    expect(link).to_have_attribute("href", "tel:+8613812341234")
+    expect(link).to_contain_text("1234")
+    expect(page.locator(f"#followup-{callback.pk} [data-testid=log-call]")).to_have_attribute(
+        "open", ""
+    )
+    expect(page.locator(f"#followup-{later.pk}")).to_contain_text("139****5678")
+    expect(page.locator("body")).not_to_contain_text("13900005678")
+    shot(page, "followups-call-1-number-shown")
+    entry = AuditEntry.objects.get(action="customer.contact_revealed")
+    assert (entry.actor, entry.target_id) == (agent, str(zhang.pk))
+    assert entry.changes["call_for"] == {"type": "followup", "id": callback.pk}
+    assert entry.ip == "127.0.0.1"
+
+    # 3. the call is logged from the form already open; the row goes
+    panel = page.locator(f"#followup-{callback.pk} [data-testid=log-call]")
+    panel.locator("select[name=outcome]").select_option("reached")
+    panel.locator("textarea[name=outcome_note]").fill("已回电，退款三个工作日内到账")
+    with page.expect_response(lambda r: f"/followups/{callback.pk}/complete/" in r.url) as done:
+        panel.locator("button[type=submit]").click()
+    assert done.value.ok
+    expect(page.locator(f"#followup-{callback.pk}")).to_have_count(0)
+    callback.refresh_from_db()
+    assert (callback.status, callback.outcome) == ("done", "reached")
+
+    # then the list, reloaded, shows no full number again
+    page.reload()
+    expect(page.locator(f"#followup-{later.pk}")).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text("13812341234")
+    assert page.locator("a[href^='tel:']").count() == 0
+    shot(page, "followups-call-2-after-the-call")

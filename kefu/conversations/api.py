@@ -612,6 +612,32 @@ def conversation_close_api(request: HttpRequest, conversation_id: int, payload: 
     return _detail(request, conversation_id)
 
 
+class ConversationCallOut(Schema):
+    conversation_id: int
+    phone: str = Field(description="The customer's full number (E.164), for this call only.")
+    display: str = Field(description="The number as people write it.")
+    tel: str = Field(description="A tel: link to dial it.")
+
+
+@router.post(
+    "/{conversation_id}/call",
+    response=ConversationCallOut,
+    summary="The customer's number to call about the conversation (audited)",
+)
+def conversation_call_api(request: HttpRequest, conversation_id: int):
+    """For the conversation's agent, or a lead; the reveal is audited with the conversation it
+    was for. Everything else shows numbers masked. 409 `no_phone` without one."""
+    phone = services.conversation_call(
+        actor=request.auth, conversation_id=conversation_id, ip=request.META.get("REMOTE_ADDR")
+    )
+    return {
+        "conversation_id": conversation_id,
+        "phone": phone.value,
+        "display": phone.display,
+        "tel": f"tel:{phone.value}",
+    }
+
+
 @router.post(
     "/{conversation_id}/ticket",
     response={201: TicketRef},

@@ -33,10 +33,15 @@ from kefu.conversations.models import (
     Message,
     QuickReply,
 )
+from kefu.conversations.selectors import conversation_get_for_user
 from kefu.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from kefu.core.permissions import has_perm, require_perm
 from kefu.customers.models import ContactPoint, Customer, CustomerEvent
-from kefu.customers.services import customer_create, customer_get_or_create_by_contact
+from kefu.customers.services import (
+    customer_create,
+    customer_get_or_create_by_contact,
+    customer_phone_reveal_for_call,
+)
 from kefu.notifications.services import notify
 
 log = logging.getLogger(__name__)
@@ -750,6 +755,25 @@ def _can_work(actor: User | None, conversation: Conversation) -> bool:
 def _require_work(actor: User | None, conversation: Conversation) -> None:
     if not _can_work(actor, conversation):
         raise Forbidden(_("This conversation belongs to another agent."))
+
+
+@transaction.atomic
+def conversation_call(*, actor: User, conversation_id: int, ip: str | None = None) -> ContactPoint:
+    """The customer's full number to call about the conversation (the chat went quiet, the
+    customer asked to be phoned): for its agent, or a team lead; audited as a reveal for this
+    conversation. The chat keeps showing it masked."""
+    require_perm(actor, "conversations.reply_conversation")
+    conversation = conversation_get_for_user(user=actor, conversation_id=conversation_id)
+    if conversation.assignee_id != actor.pk and not has_perm(
+        actor, "conversations.assign_conversation"
+    ):
+        raise Forbidden(_("This conversation belongs to another agent."))
+    return customer_phone_reveal_for_call(
+        actor=actor,
+        customer_id=conversation.customer_id,
+        call_for={"type": "conversation", "id": conversation.pk},
+        ip=ip,
+    )
 
 
 @transaction.atomic

@@ -14,6 +14,7 @@ urlpatterns = [
     path("<int:pk>/note/", views.note_add, name="note_add"),
     path("<int:pk>/transfer/", views.conversation_transfer, name="conversation_transfer"),
     path("<int:pk>/close/", views.conversation_close, name="conversation_close"),
+    path("<int:pk>/call/", views.conversation_call, name="conversation_call"),
     path("<int:pk>/ticket/", views.conversation_open_ticket, name="conversation_open_ticket"),
     path("<int:pk>/quick-replies/", views.quick_reply_suggest, name="quick_reply_suggest"),
     path(

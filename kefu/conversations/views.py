@@ -36,6 +36,7 @@ from kefu.conversations.forms import (
 from kefu.conversations.models import AgentStatus, Conversation, Message
 from kefu.core.exceptions import DomainError, NotFound
 from kefu.core.permissions import has_perm, require_perm
+from kefu.customers.models import ContactPoint
 from kefu.followups.selectors import SCOPE_ALL, SCOPE_MINE, followup_list_for
 from kefu.tickets.selectors import ticket_list_visible_to
 
@@ -301,6 +302,13 @@ def _allowed(user: User, conversation: Conversation) -> dict[str, bool]:
     }
 
 
+def _can_call(user: User, conversation: Conversation) -> bool:
+    """The call button: the conversation's agent, or a lead (the service decides again)."""
+    return user.has_perm("conversations.reply_conversation") and (
+        conversation.assignee_id == user.pk or user.has_perm("conversations.assign_conversation")
+    )
+
+
 def _customer_panel(user: User, conversation: Conversation) -> dict[str, Any]:
     """The customer beside the chat: profile summary with masked contacts, their other chats,
     calls, open tickets and follow-ups, each as far as the user may see them."""
@@ -311,12 +319,15 @@ def _customer_panel(user: User, conversation: Conversation) -> dict[str, Any]:
         .filter(pk__in=[c.pk for c in history])
         .values_list("pk", flat=True)
     )
+    contacts = list(customer.contacts.all()[:6])
     panel: dict[str, Any] = {
         "customer": customer,
-        "contacts": list(customer.contacts.all()[:6]),
+        "contacts": contacts,
+        "has_phone": any(c.kind == ContactPoint.Kind.PHONE for c in contacts),
         "can_view_customer": user.has_perm("customers.view_customer"),
         "can_reveal": user.has_perm("customers.view_full_contact")
         and user.has_perm("customers.view_customer"),
+        "can_call": _can_call(user, conversation),
         "history": [(c, c.pk in visible) for c in history if c.pk != conversation.pk],
         "calls": None,
         "open_tickets": None,
@@ -435,6 +446,35 @@ def _service_error(form, exc: DomainError) -> None:
     if exc.is_access_error:
         raise exc
     form.add_service_errors(exc.errors, exc.message)
+
+
+@login_required
+@require_POST
+def conversation_call(request: HttpRequest, pk: int) -> HttpResponse:
+    """Call the customer of the conversation: the full number as a tel: link, for its agent (or
+    a lead), audited as a reveal for this conversation. HTMX: the link in the button's place."""
+    conversation = _conversation(request, pk)
+    revealed, errors = None, []
+    try:
+        revealed = services.conversation_call(
+            actor=request.user,
+            conversation_id=conversation.pk,
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+    except DomainError as exc:
+        if exc.is_access_error:
+            raise
+        errors = [exc.message]
+    context = {
+        "customer": conversation.customer,
+        "about": conversation.subject or conversation.topic or "",
+        "revealed": revealed,
+        "call_errors": errors,
+        "back_url": reverse("conversations:conversation_detail", args=[conversation.pk]),
+        "active_nav": "inbox",
+    }
+    template = "customers/contact_call.html" + ("#call-link" if request.htmx else "")
+    return render(request, template, context)
 
 
 @login_required

@@ -29,6 +29,7 @@ _EXTRA_FIELD_LABELS = {
     "merged_into": _("Merged into"),
     "contact": _("Contact"),
     "kind": _("Kind"),
+    "call_for": _("For the call"),
 }
 _CHOICES = {
     "status": Customer.Status,
@@ -75,7 +76,23 @@ def field_label(name: str) -> str:
         return name
 
 
+def call_for_display(value: Any) -> str:
+    """What a number was revealed for: "follow-up #12", "ticket GD…", "conversation #7"."""
+    if not isinstance(value, dict):
+        return str(value)
+    kind, pk = value.get("type"), value.get("id")
+    if kind == "followup":
+        return _("Callback for follow-up #%(id)s") % {"id": pk}
+    if kind == "ticket":
+        return _("Call about ticket %(number)s") % {"number": value.get("number") or pk}
+    if kind == "conversation":
+        return _("Call about conversation #%(id)s") % {"id": pk}
+    return str(value)
+
+
 def value_display(name: str, value: Any) -> str:
+    if name == "call_for":
+        return call_for_display(value)
     if value in (None, "", []):
         return "—"
     if isinstance(value, list):

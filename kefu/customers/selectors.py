@@ -120,6 +120,15 @@ def celebrated_on(birthday: dt.date, year: int) -> dt.date:
     return birthday.replace(year=year)
 
 
+def customer_phone_get(*, customer_id: int) -> ContactPoint | None:
+    """The customer's phone to call or text: the primary one first."""
+    return (
+        ContactPoint.objects.filter(customer_id=customer_id, kind=ContactPoint.Kind.PHONE)
+        .order_by("-is_primary", "id")
+        .first()
+    )
+
+
 def customers_with_birthday(
     customers: QuerySet[Customer], *, start: dt.date, days: int
 ) -> QuerySet[Customer]:

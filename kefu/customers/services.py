@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from kefu.accounts.models import Store, User
 from kefu.audit.services import audit_record, model_diff
-from kefu.core.exceptions import ValidationFailed
+from kefu.core.exceptions import Conflict, ValidationFailed
 from kefu.core.models import sequence_next
 from kefu.core.permissions import require_perm
 from kefu.customers import contacts as contact_rules
@@ -30,7 +30,7 @@ from kefu.customers.models import (
     Tag,
 )
 from kefu.customers.search import build_search_text, name_tokens
-from kefu.customers.selectors import customer_get_for_user
+from kefu.customers.selectors import customer_get_for_user, customer_phone_get
 from kefu.customers.signals import customer_merged
 
 NUMBER_PREFIX = "KH"
@@ -699,6 +699,30 @@ def customer_reveal_contact(
         ip=ip,
     )
     return contact.display
+
+
+@transaction.atomic
+def customer_phone_reveal_for_call(
+    *, actor: User, customer_id: int, call_for: dict[str, Any], ip: str | None = None
+) -> ContactPoint:
+    """The customer's full phone number for one call the caller must make, audited as a reveal
+    bound to that purpose (`call_for`: {"type": "followup" | "ticket" | "conversation", "id",
+    and a ticket's "number"}).
+
+    The calling app has checked that the call is the caller's (the follow-up, ticket or chat is
+    assigned to them, or they lead the team): that, not view_full_contact, is what lets an
+    agent see this one number. Pages and lists keep showing it masked."""
+    phone = customer_phone_get(customer_id=customer_id)
+    if phone is None:
+        raise Conflict(_("The customer has no phone number."), code="no_phone")
+    audit_record(
+        actor=actor,
+        action="customer.contact_revealed",
+        target=Customer.objects.get(pk=customer_id),
+        changes={"contact": phone.masked, "kind": phone.kind, "call_for": call_for},
+        ip=ip,
+    )
+    return phone
 
 
 @transaction.atomic

@@ -12,9 +12,9 @@ from kefu.appointments.models import OpeningHours, StoreSchedule
 from kefu.appointments.services import appointment_book, slots_free
 from kefu.campaigns import services as campaigns
 from kefu.campaigns.models import MessageTemplate
-from kefu.customers.models import Customer
-from kefu.followups.models import CareList, FollowUpPlan
-from kefu.followups.services import care_list_build
+from kefu.customers.models import Customer, CustomerEvent
+from kefu.followups.models import CareList, FollowUp, FollowUpPlan
+from kefu.followups.services import care_list_build, followup_complete
 from kefu.notifications.models import Notification
 
 TEMPLATES = [
@@ -74,7 +74,9 @@ def care_load(*, seed: int, now: dt.datetime | None = None) -> dict[str, int]:
         name="大客户月度回访",
         defaults={"level": "key_account", "interval_days": 30, "assignee_role": "vip_specialist"},
     )
-    # The records officer's Monday lists, handed over as follow-ups.
+    # The calls that fell due before today were made on their day; then the records officer's
+    # lists are handed over, each call due by its occasion or spread within capacity.
+    worked = _followups_worked_until_today(rng, now=now)
     lists = [care_list_build(actor=records, kind=kind, now=now) for kind in CareList.Kind.values]
     # A member-day message to the VIP segment, sent to the local outbox.
     campaign = campaigns.campaign_create(
@@ -118,6 +120,51 @@ def care_load(*, seed: int, now: dt.datetime | None = None) -> dict[str, int]:
     Notification.objects.filter(created_at__gt=now).update(created_at=now, read_at=now)
     return {
         "followups": sum(c.handed_over for c in lists),
+        "followups_worked": worked,
         "campaign_recipients": queued,
         "appointments": booked,
     }
+
+
+# How the calls of the past went: most customers are reached, some not (the rule tries again).
+OUTCOMES = [
+    (FollowUp.Outcome.REACHED, 0.8, "已联系顾客，情况已了解并记录"),
+    (FollowUp.Outcome.NOT_REACHED, 0.15, "电话无人接听"),
+    (FollowUp.Outcome.REFUSED, 0.05, "顾客表示不需要回访"),
+]
+
+
+def _followups_worked_until_today(rng: random.Random, *, now: dt.datetime) -> int:
+    """The department made its calls: every follow-up due before today (aftercare of last
+    month's complaints, callbacks, the retries they lead to) is recorded by its assignee within
+    two hours of its due time, so the day starts with today's calls, not a backlog. What the
+    service stamps with the clock carries the call's moment."""
+    start_of_today = dt.datetime.combine(
+        timezone.localdate(now), dt.time.min, tzinfo=timezone.get_current_timezone()
+    )
+    worked = 0
+    for _pass in range(10):  # retries of retries; each purpose's rule stops after a few
+        due = list(
+            FollowUp.objects.open()
+            .filter(due_at__lt=start_of_today)
+            .select_related("assignee")
+            .order_by("due_at", "id")
+        )
+        if not due:
+            break
+        for followup in due:
+            outcome, _weight, note = rng.choices(OUTCOMES, weights=[w for _o, w, _n in OUTCOMES])[0]
+            moment = min(followup.due_at + dt.timedelta(minutes=rng.randint(5, 120)), now)
+            mark = timezone.now()
+            followup_complete(
+                actor=followup.assignee,
+                followup_id=followup.pk,
+                outcome=outcome,
+                outcome_note=note,
+                now=moment,
+            )
+            CustomerEvent.objects.filter(created_at__gte=mark).update(created_at=moment)
+            FollowUp.objects.filter(created_at__gte=mark).update(created_at=moment)
+            FollowUp.objects.filter(updated_at__gte=mark).update(updated_at=moment)
+            worked += 1
+    return worked

@@ -104,6 +104,13 @@ class FollowUpMessageOut(Schema):
     message_id: str = Field(description="The gateway's id of the message.")
 
 
+class FollowUpCallOut(Schema):
+    followup_id: int
+    phone: str = Field(description="The customer's full number (E.164), for this call only.")
+    display: str = Field(description="The number as people write it.")
+    tel: str = Field(description="A tel: link to dial it.")
+
+
 class CareListOut(Schema):
     id: int
     kind: str = Field(description="key_accounts, churn_risk or birthdays")
@@ -228,6 +235,26 @@ def followup_message_api(request: HttpRequest, followup_id: int, payload: Follow
         actor=request.auth, followup_id=followup_id, body=payload.body, now=timezone.now()
     )
     return Status(201, {"message_id": message_id})
+
+
+@router.post(
+    "/{followup_id}/call",
+    response=FollowUpCallOut,
+    summary="The customer's number for this follow-up's call (audited)",
+)
+def followup_call_api(request: HttpRequest, followup_id: int):
+    """The assignee (or a supervisor) gets the customer's full phone number to make the call
+    the open follow-up asks for; the reveal is audited with the follow-up it was for. Lists keep
+    numbers masked. 409 `no_phone` when the customer has none, `followup_not_open` when done."""
+    phone = services.followup_call(
+        actor=request.auth, followup_id=followup_id, ip=request.META.get("REMOTE_ADDR")
+    )
+    return {
+        "followup_id": followup_id,
+        "phone": phone.value,
+        "display": phone.display,
+        "tel": f"tel:{phone.value}",
+    }
 
 
 def _care_list(care_list: CareList) -> dict:

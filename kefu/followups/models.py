@@ -30,6 +30,7 @@ class FollowUp(TimeStampedModel):
         SECOND_FOLLOWUP = "second_followup", _("Second follow-up")
         CHURN_RESCUE = "churn_rescue", _("Churn rescue")
         MEMBER_CARE = "member_care", _("Member care")
+        BIRTHDAY_GREETING = "birthday_greeting", _("Birthday greeting")
 
     class Status(models.TextChoices):
         OPEN = "open", _("Open")
@@ -119,6 +120,16 @@ class FollowUp(TimeStampedModel):
             models.Index(fields=["assignee", "status", "due_at"], name="followup_assignee_due"),
             models.Index(fields=["status", "due_at"], name="followup_status_due"),
         ]
+        constraints = [
+            # A customer has at most one open follow-up per purpose: a second missed call, a
+            # list built twice or by two people at once joins the open one. A ticket's own
+            # schedule (aftercare 1 of 3, 2 of 3 ...) is the ticket's and is not counted here.
+            models.UniqueConstraint(
+                fields=["customer", "purpose"],
+                condition=models.Q(status="open", ticket__isnull=True),
+                name="followup_one_open_per_purpose",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} {self.customer_id} {self.due_at:%Y-%m-%d %H:%M}"
@@ -138,6 +149,14 @@ class FollowUpRule(models.Model):
     max_attempts = models.PositiveSmallIntegerField(_("attempts at most"), default=3)
     next_purpose = models.CharField(_("then"), max_length=30, choices=FollowUp.Purpose, blank=True)
     next_after_days = models.PositiveIntegerField(_("that many days later"), null=True, blank=True)
+    calls_per_day = models.PositiveSmallIntegerField(
+        _("calls per person per working day"),
+        default=20,
+        help_text=_(
+            "Periodic calls of this purpose (key accounts, churn risk) are spread over the "
+            "working days so that nobody gets more than this many a day."
+        ),
+    )
 
     class Meta:
         verbose_name = _("follow-up rule")
@@ -155,7 +174,14 @@ class FollowUpPlan(models.Model):
     purpose = models.CharField(
         _("purpose"), max_length=30, choices=FollowUp.Purpose, default=FollowUp.Purpose.MEMBER_CARE
     )
-    interval_days = models.PositiveIntegerField(_("every (days)"), default=30)
+    interval_days = models.PositiveIntegerField(
+        _("every (days)"),
+        default=30,
+        help_text=_(
+            "Each customer of the level is called once in this period; the first round is "
+            "spread over its working days."
+        ),
+    )
     assignee_role = models.CharField(_("handed to"), max_length=32)
     priority = models.PositiveSmallIntegerField(
         _("priority"), choices=FollowUp.Priority, default=FollowUp.Priority.NORMAL

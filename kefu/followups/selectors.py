@@ -7,7 +7,8 @@ from kefu.accounts.models import User
 from kefu.core.exceptions import Forbidden, NotFound
 from kefu.core.permissions import has_perm, require_perm
 from kefu.customers.models import ContactPoint
-from kefu.followups.models import FollowUp
+from kefu.customers.selectors import customer_phone_get
+from kefu.followups.models import CareList, FollowUp
 
 SCOPE_MINE, SCOPE_ALL = "mine", "all"
 
@@ -50,11 +51,7 @@ def followup_get_for_user(*, user: User | None, followup_id: int) -> FollowUp:
 
 def followup_phone(followup: FollowUp) -> ContactPoint | None:
     """The customer's phone to call or text: the primary one first."""
-    return (
-        ContactPoint.objects.filter(customer_id=followup.customer_id, kind=ContactPoint.Kind.PHONE)
-        .order_by("-is_primary", "id")
-        .first()
-    )
+    return customer_phone_get(customer_id=followup.customer_id)
 
 
 def followup_list_for_team(*, user: User) -> QuerySet[FollowUp]:
@@ -70,19 +67,15 @@ def followup_list_for_team(*, user: User) -> QuerySet[FollowUp]:
     )
 
 
-def care_list_followups(*, user: User, care_list_id: int, limit: int = 500):
+def care_list_followups(*, user: User, care_list_id: int) -> tuple[CareList, QuerySet[FollowUp]]:
     """A records officer's list and the follow-ups it handed over, open first."""
-    from kefu.followups.models import CareList
-
     require_perm(user, "followups.view_carelist")
     care_list = CareList.objects.select_related("built_by").filter(pk=care_list_id).first()
     if care_list is None:
         raise NotFound(
             _("List %(id)s not found.") % {"id": care_list_id}, code="care_list_not_found"
         )
-    followups = list(
-        care_list.followups.select_related("customer", "assignee").order_by(
-            "status", "due_at", "id"
-        )[:limit]
+    followups = care_list.followups.select_related("customer", "assignee").order_by(
+        "status", "due_at", "id"
     )
     return care_list, followups

@@ -1,17 +1,22 @@
 """Every write to follow-ups: one transaction each, scheduled work kept in the database."""
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
 
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kefu.accounts.models import User
 from kefu.accounts.roles import Role
+from kefu.businesstime.selectors import work_calendar_get
 from kefu.core.exceptions import Conflict, NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
-from kefu.customers.models import Customer, CustomerEvent
-from kefu.customers.services import customer_touch
+from kefu.customers.models import ContactPoint, Customer, CustomerEvent
+from kefu.customers.services import customer_phone_reveal_for_call, customer_touch
+from kefu.followups import scheduling
 from kefu.followups.models import CareList, FollowUp, FollowUpPlan, FollowUpRule
 from kefu.notifications.services import notify
 
@@ -54,6 +59,11 @@ DEFAULT_RULES: dict[str, dict] = {
         "retry_after_hours": 24,
         "max_attempts": 2,
     },
+    FollowUp.Purpose.BIRTHDAY_GREETING: {
+        "effective_outcomes": ["reached", "done"],
+        "retry_after_hours": 4,
+        "max_attempts": 2,
+    },
 }
 
 
@@ -70,23 +80,29 @@ def followup_create(
     team=None,
 ) -> FollowUp:
     """Schedule a call or message owed to the customer; the assignee is told (or, without one,
-    the team takes it from its list)."""
+    the team takes it from its list).
+
+    Outside a ticket a customer has at most one open follow-up per purpose: asking for another
+    (a second missed call) returns the open one, due at the earlier of the two times, with the
+    new note added."""
     if purpose not in FollowUp.Purpose.values:
         raise ValidationFailed({"purpose": [_("Unknown purpose.")]})
     if priority not in FollowUp.Priority.values:
         raise ValidationFailed({"priority": [_("Choose from the list.")]})
-    followup = FollowUp.objects.create(
-        priority=priority,
-        team=team,
-        customer=customer,
-        ticket=ticket,
-        purpose=purpose,
-        due_at=due_at,
-        assignee=assignee,
-        note=note,
-        created_by=actor,
+    followup, created = _followup_store(
+        FollowUp(
+            priority=priority,
+            team=team,
+            customer=customer,
+            ticket=ticket,
+            purpose=purpose,
+            due_at=due_at,
+            assignee=assignee,
+            note=note,
+            created_by=actor,
+        )
     )
-    if assignee is not None and assignee != actor:
+    if created and assignee is not None and assignee != actor:
         notify(
             [assignee],
             kind="followup_assigned",
@@ -96,6 +112,48 @@ def followup_create(
             url=followup_url(followup),
         )
     return followup
+
+
+@transaction.atomic
+def _followup_store(new: FollowUp) -> tuple[FollowUp, bool]:
+    """Save a new follow-up, or fold it into the customer's open one of the same purpose (outside
+    tickets; the database's unique constraint decides between two at the same moment)."""
+    if new.ticket_id is None:
+        existing = _open_of(new.customer_id, new.purpose)
+        if existing is not None:
+            return _followup_join(existing, new), False
+    try:
+        with transaction.atomic():
+            new.save()
+    except IntegrityError:
+        existing = _open_of(new.customer_id, new.purpose) if new.ticket_id is None else None
+        if existing is None:
+            raise
+        return _followup_join(existing, new), False
+    return new, True
+
+
+def _open_of(customer_id: int, purpose: str) -> FollowUp | None:
+    return (
+        FollowUp.objects.open()
+        .select_for_update(of=("self",))
+        .filter(customer_id=customer_id, purpose=purpose, ticket__isnull=True)
+        .first()
+    )
+
+
+def _followup_join(existing: FollowUp, new: FollowUp) -> FollowUp:
+    """The open follow-up takes on what a second one asked for: the earlier due time, the higher
+    priority, its note, an assignee if it had none."""
+    existing.due_at = min(existing.due_at, new.due_at)
+    existing.priority = min(existing.priority, new.priority)
+    note = new.note.strip()
+    if note and note not in existing.note:
+        existing.note = f"{existing.note}\n{note}".strip()
+    if existing.assignee_id is None and existing.team_id is None:
+        existing.assignee_id, existing.team_id = new.assignee_id, new.team_id
+    existing.save(update_fields=["due_at", "priority", "note", "assignee", "team", "updated_at"])
+    return existing
 
 
 def followup_url(followup: FollowUp) -> str:
@@ -194,18 +252,20 @@ def _followup_next(
         purpose, due = rule.next_purpose, now + dt.timedelta(days=rule.next_after_days)
     if purpose is None:
         return None
-    following = FollowUp.objects.create(
-        customer=followup.customer,
-        ticket=followup.ticket,
-        purpose=purpose,
-        due_at=due,
-        assignee=followup.assignee,
-        team=followup.team,
-        priority=followup.priority,
-        attempt=attempt,
-        previous=followup,
-        note=followup.note,
-        created_by=actor,
+    following, _created = _followup_store(
+        FollowUp(
+            customer=followup.customer,
+            ticket=followup.ticket,
+            purpose=purpose,
+            due_at=due,
+            assignee=followup.assignee,
+            team=followup.team,
+            priority=followup.priority,
+            attempt=attempt,
+            previous=followup,
+            note=followup.note,
+            created_by=actor,
+        )
     )
     return following
 
@@ -246,9 +306,18 @@ def followup_escalate_overdue(*, now: dt.datetime, grace: dt.timedelta) -> list[
 
 
 # --- Periodic plans and the records officer's lists --------------------------------------------
+# The records officer's key-account list follows the key-account plan's period; without a plan,
+# monthly. The churn-risk list is weekly (built every Monday): its calls spread over that week.
+KEY_ACCOUNT_PERIOD_DAYS = 30
+CHURN_PERIOD_DAYS = 7
+# A birthday greeting due up to this many days before a birthday is that birthday's (the lists
+# look at most 60 days ahead): the customer greeted for it is not called again.
+BIRTHDAY_OCCASION_DAYS = 60
+
+
 def _round_robin(role: str):
     """Hand rows out in turn to the active users of a role (None when nobody has it)."""
-    users = list(User.objects.filter(role=role, is_active=True).order_by("pk"))
+    users = list(_role_users(role))
     index = 0
 
     def next_user() -> User | None:
@@ -262,64 +331,136 @@ def _round_robin(role: str):
     return next_user
 
 
-def _hand_over(
+def _role_users(role: str):
+    return User.objects.filter(role=role, is_active=True).order_by("pk")
+
+
+def _hand_over(rows: list[FollowUp]) -> int:
+    """Store the follow-ups; one the customer already has open for the purpose (a list built by
+    two people at once) is skipped by the database's constraint. Returns how many were stored:
+    exactly for a list (its own rows), else as the change in open follow-ups."""
+    if not rows:
+        return 0
+    if rows[0].care_list is not None:
+        mine = FollowUp.objects.filter(care_list=rows[0].care_list)
+    else:
+        mine = FollowUp.objects.open().filter(
+            purpose=rows[0].purpose,
+            customer_id__in=[row.customer_id for row in rows],
+            ticket__isnull=True,
+        )
+    before = mine.count()
+    FollowUp.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    return mine.count() - before
+
+
+def _busy(customer_ids: list[int], purpose: str) -> set[int]:
+    """Customers with an open follow-up of the purpose (outside tickets)."""
+    return set(
+        FollowUp.objects.open()
+        .filter(purpose=purpose, customer_id__in=customer_ids, ticket__isnull=True)
+        .values_list("customer_id", flat=True)
+    )
+
+
+def _spread(
     customer_ids: list[int],
     *,
     purpose: str,
     role: str,
-    due_at: dt.datetime,
+    now: dt.datetime,
+    period_days: int,
+    due_now: Iterable[int] = (),
+) -> list[tuple[int, int | None, dt.datetime]]:
+    """Due times and assignees for periodic calls: over the period's working days, within each
+    person's calls a day for the purpose, counting the open calls they already have."""
+    calendar = work_calendar_get()
+    people: list[int | None] = list(_role_users(role).values_list("pk", flat=True))
+    today = scheduling.local_day(calendar, now)
+    load: dict[tuple[int | None, dt.date], int] = defaultdict(int)
+    open_ones = FollowUp.objects.open().filter(purpose=purpose)
+    open_ones = (
+        open_ones.filter(assignee_id__in=people) if people else open_ones.filter(assignee=None)
+    )
+    for assignee_id, due_at in open_ones.values_list("assignee_id", "due_at").iterator():
+        load[(assignee_id, max(scheduling.local_day(calendar, due_at), today))] += 1
+    return scheduling.spread_over_working_days(
+        customer_ids,
+        assignees=list(people),
+        calendar=calendar,
+        now=now,
+        period_days=period_days,
+        per_day=followup_rule(purpose).calls_per_day,
+        load=load,
+        due_now=due_now,
+    )
+
+
+def _periodic(
+    customers: QuerySet[Customer],
+    *,
+    purpose: str,
+    role: str,
+    period_days: int,
+    now: dt.datetime,
     actor: User | None,
-    note: str | dict[int, str] = "",
+    note: str,
     priority: int = FollowUp.Priority.NORMAL,
     care_list: CareList | None = None,
 ) -> int:
-    """One open follow-up of the purpose per customer who has none yet, in turn to the role."""
-    busy = set(
-        FollowUp.objects.open()
-        .filter(purpose=purpose, customer_id__in=customer_ids)
-        .values_list("customer_id", flat=True)
+    """Periodic calls for the customers not called for the purpose within the period and with
+    none open: those called before (due again) first, the others spread over the period."""
+    since = now - dt.timedelta(days=period_days)
+    recent = FollowUp.objects.filter(purpose=purpose).filter(
+        models.Q(status=FollowUp.Status.OPEN, ticket__isnull=True)
+        | models.Q(status=FollowUp.Status.DONE, completed_at__gte=since)
     )
-    assignee = _round_robin(role)
-    rows = [
-        FollowUp(
-            customer_id=customer_id,
-            purpose=purpose,
-            due_at=due_at,
-            assignee=assignee(),
-            priority=priority,
-            note=note.get(customer_id, "") if isinstance(note, dict) else note,
-            care_list=care_list,
-            created_by=actor,
-        )
-        for customer_id in customer_ids
-        if customer_id not in busy
-    ]
-    FollowUp.objects.bulk_create(rows, batch_size=1000)
-    return len(rows)
+    ids = list(
+        customers.exclude(pk__in=recent.values("customer_id"))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    called_before = set(
+        FollowUp.objects.filter(
+            purpose=purpose, status=FollowUp.Status.DONE, customer_id__in=ids
+        ).values_list("customer_id", flat=True)
+    )
+    plan = _spread(
+        ids, purpose=purpose, role=role, now=now, period_days=period_days, due_now=called_before
+    )
+    return _hand_over(
+        [
+            FollowUp(
+                customer_id=customer_id,
+                purpose=purpose,
+                due_at=due_at,
+                assignee_id=assignee_id,
+                priority=priority,
+                note=note,
+                care_list=care_list,
+                created_by=actor,
+            )
+            for customer_id, assignee_id, due_at in plan
+        ]
+    )
 
 
 def followup_plans_run(*, now: dt.datetime) -> int:
     """Create the periodic follow-ups that are due: each plan's customers whose last follow-up of
-    the plan's purpose is older than its interval (or who never had one)."""
+    the plan's purpose is older than its interval (or who never had one), spread over the
+    interval's working days within the purpose's calls a day."""
     created = 0
-    due_at = now.replace(second=0, microsecond=0)
     for plan in FollowUpPlan.objects.filter(is_active=True):
-        since = now - dt.timedelta(days=plan.interval_days)
-        recent = FollowUp.objects.filter(purpose=plan.purpose).filter(
-            models.Q(status=FollowUp.Status.OPEN) | models.Q(completed_at__gte=since)
-        )
         customers = (
-            Customer.objects.live()
-            .exclude(status=Customer.Status.CLOSED)
-            .filter(level=plan.level)
-            .exclude(pk__in=recent.values("customer_id"))
+            Customer.objects.live().exclude(status=Customer.Status.CLOSED).filter(level=plan.level)
         )
         with transaction.atomic():
-            created += _hand_over(
-                list(customers.values_list("pk", flat=True)),
+            created += _periodic(
+                customers,
                 purpose=plan.purpose,
                 role=plan.assignee_role,
-                due_at=due_at,
+                period_days=plan.interval_days,
+                now=now,
                 actor=None,
                 note=plan.name,
                 priority=plan.priority,
@@ -327,10 +468,81 @@ def followup_plans_run(*, now: dt.datetime) -> int:
     return created
 
 
+def _key_account_plan() -> FollowUpPlan | None:
+    return (
+        FollowUpPlan.objects.filter(is_active=True, level=Customer.Level.KEY_ACCOUNT)
+        .order_by("interval_days", "pk")
+        .first()
+    )
+
+
+def _birthdays(
+    customers: QuerySet[Customer],
+    *,
+    today: dt.date,
+    days: int,
+    now: dt.datetime,
+    actor: User | None,
+    care_list: CareList,
+) -> int:
+    """A greeting for each birthday of the window, due by its occasion; not for a customer whose
+    birthday is already greeted or scheduled (a greeting due within the occasion's days)."""
+    from kefu.customers.selectors import celebrated_on
+
+    window = [today + dt.timedelta(days=offset) for offset in range(days)]
+    occasion: dict[int, dt.date] = {}
+    for pk, birthday in customers.values_list("pk", "birthday"):
+        for day in window:
+            if celebrated_on(birthday, day.year) == day:
+                occasion[pk] = day
+                break
+    if not occasion:
+        return 0
+    purpose = FollowUp.Purpose.BIRTHDAY_GREETING
+    calendar = work_calendar_get()
+    earliest = min(occasion.values()) - dt.timedelta(days=BIRTHDAY_OCCASION_DAYS)
+    greetings = (
+        FollowUp.objects.filter(purpose=purpose, customer_id__in=list(occasion))
+        .exclude(status=FollowUp.Status.CANCELLED)
+        .filter(due_at__gte=dt.datetime.combine(earliest, dt.time.min, tzinfo=calendar.tz))
+        .values_list("customer_id", "due_at")
+    )
+    taken = set()
+    for customer_id, due_at in greetings:
+        since = occasion[customer_id] - dt.timedelta(days=BIRTHDAY_OCCASION_DAYS)
+        if scheduling.local_day(calendar, due_at) >= since:
+            taken.add(customer_id)
+    # A greeting still open from an earlier birthday is past its occasion: withdrawn.
+    FollowUp.objects.open().filter(
+        purpose=purpose, customer_id__in=[pk for pk in occasion if pk not in taken]
+    ).update(status=FollowUp.Status.CANCELLED, updated_at=now)
+    assignee = _round_robin(Role.AGENT)
+    rows = []
+    for customer_id, day in sorted(occasion.items(), key=lambda item: (item[1], item[0])):
+        if customer_id in taken:
+            continue
+        rows.append(
+            FollowUp(
+                customer_id=customer_id,
+                purpose=purpose,
+                due_at=scheduling.birthday_due_at(calendar, day, now=now),
+                assignee=assignee(),
+                note=_("Birthday on %(day)s: greet and explain how to claim the gift.")
+                % {"day": day.strftime("%m-%d")},
+                care_list=care_list,
+                created_by=actor,
+            )
+        )
+    return _hand_over(rows)
+
+
 @transaction.atomic
 def care_list_build(*, actor: User | None, kind: str, now: dt.datetime, days: int = 7) -> CareList:
     """Build one of the records officer's lists and hand it over as follow-ups: key accounts to
-    the VIP specialists, customers at churn risk and the coming birthdays to the agents."""
+    the VIP specialists (spread over the key-account plan's period), customers at churn risk to
+    the agents (over the week) and the coming birthdays to the agents (each due by its
+    birthday). Nobody gets a second open follow-up for the same purpose, nor a second call for
+    the same birthday."""
     from kefu.customers.selectors import customers_at_churn_risk, customers_with_birthday
 
     require_perm(actor, "followups.add_carelist")
@@ -346,35 +558,51 @@ def care_list_build(*, actor: User | None, kind: str, now: dt.datetime, days: in
         built_by=actor,
         days=days if kind == CareList.Kind.BIRTHDAYS else None,
     )
-    due_at = now.replace(second=0, microsecond=0)
-    notes: str | dict[int, str] = ""
     if kind == CareList.Kind.KEY_ACCOUNTS:
         customers = live.filter(level=Customer.Level.KEY_ACCOUNT)
-        purpose, role = FollowUp.Purpose.MEMBER_CARE, Role.VIP_SPECIALIST
-        notes = _("Key account: regular care call.")
+        plan = _key_account_plan()
+        handed_over = _periodic(
+            customers,
+            purpose=plan.purpose if plan else FollowUp.Purpose.MEMBER_CARE,
+            role=plan.assignee_role if plan else Role.VIP_SPECIALIST,
+            period_days=plan.interval_days if plan else KEY_ACCOUNT_PERIOD_DAYS,
+            now=now,
+            actor=actor,
+            note=_("Key account: regular care call."),
+            priority=plan.priority if plan else FollowUp.Priority.NORMAL,
+            care_list=care_list,
+        )
     elif kind == CareList.Kind.CHURN_RISK:
         customers = customers_at_churn_risk(live, today=today)
-        purpose, role = FollowUp.Purpose.CHURN_RESCUE, Role.AGENT
-        notes = _("No purchase or contact for longer than usual: find out why, win them back.")
+        purpose = FollowUp.Purpose.CHURN_RESCUE
+        ids = list(customers.order_by("churn_due_on", "pk").values_list("pk", flat=True))
+        busy = _busy(ids, purpose)
+        ids = [pk for pk in ids if pk not in busy]
+        handed_over = _hand_over(
+            [
+                FollowUp(
+                    customer_id=customer_id,
+                    purpose=purpose,
+                    due_at=due_at,
+                    assignee_id=assignee_id,
+                    note=_(
+                        "No purchase or contact for longer than usual: find out why, win them back."
+                    ),
+                    care_list=care_list,
+                    created_by=actor,
+                )
+                for customer_id, assignee_id, due_at in _spread(
+                    ids, purpose=purpose, role=Role.AGENT, now=now, period_days=CHURN_PERIOD_DAYS
+                )
+            ]
+        )
     else:
         customers = customers_with_birthday(live, start=today, days=days)
-        purpose, role = FollowUp.Purpose.MEMBER_CARE, Role.AGENT
-        notes = {
-            pk: _("Birthday on %(day)s: greet and explain how to claim the gift.")
-            % {"day": birthday.strftime("%m-%d")}
-            for pk, birthday in customers.values_list("pk", "birthday")
-        }
-    ids = list(customers.order_by("pk").values_list("pk", flat=True))
-    care_list.customers = len(ids)
-    care_list.handed_over = _hand_over(
-        ids,
-        purpose=purpose,
-        role=role,
-        due_at=due_at,
-        actor=actor,
-        note=notes,
-        care_list=care_list,
-    )
+        handed_over = _birthdays(
+            customers, today=today, days=days, now=now, actor=actor, care_list=care_list
+        )
+    care_list.customers = customers.count()
+    care_list.handed_over = handed_over
     care_list.save(update_fields=["customers", "handed_over"])
     return care_list
 
@@ -395,6 +623,25 @@ def followup_take(*, actor: User, followup_id: int) -> FollowUp:
     followup.assignee = actor
     followup.save(update_fields=["assignee", "updated_at"])
     return followup
+
+
+@transaction.atomic
+def followup_call(*, actor: User, followup_id: int, ip: str | None = None) -> ContactPoint:
+    """The customer's full number for the call the follow-up asks for: only to whom may work it
+    (its assignee, or a supervisor), only while it is open; audited as a reveal for this
+    follow-up. The outcome is then logged as usual."""
+    from kefu.followups.selectors import followup_get_for_user
+
+    require_perm(actor, "followups.change_followup")
+    followup = followup_get_for_user(user=actor, followup_id=followup_id)
+    if followup.status != FollowUp.Status.OPEN:
+        raise Conflict(_("This follow-up is already done."), code="followup_not_open")
+    return customer_phone_reveal_for_call(
+        actor=actor,
+        customer_id=followup.customer_id,
+        call_for={"type": "followup", "id": followup.pk},
+        ip=ip,
+    )
 
 
 MESSAGE_MAX = 500

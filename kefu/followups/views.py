@@ -3,11 +3,13 @@ time), logging a call in one click, texting the customer, and the records office
 Parse → gate (selectors) → service → render; HTMX re-renders or removes one row."""
 
 import datetime as dt
+import math
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch, QuerySet
+from django.core.paginator import Paginator
+from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -33,11 +35,10 @@ from kefu.followups.selectors import (
     followup_phone,
 )
 
-# Open follow-ups shown at most (the overdue and the soonest due come first).
-LIST_LIMIT = 500
+# Open follow-ups a page (the overdue and the soonest due come first), like the other lists.
+PAGE_SIZE = 25
 TEAM_LIMIT = 100
 CARE_LIST_HISTORY = 100
-CARE_LIST_FOLLOWUPS = 500
 
 
 class FollowUpCompleteForm(forms.Form):
@@ -113,10 +114,6 @@ def _with_phones(followup: FollowUp) -> FollowUp:
     return followup
 
 
-def _by_priority(rows: list[FollowUp]) -> list[FollowUp]:
-    return sorted(rows, key=lambda f: (f.priority, f.due_at, f.pk))
-
-
 def _end_of_today(now: dt.datetime) -> dt.datetime:
     tomorrow = timezone.localdate(now) + dt.timedelta(days=1)
     return dt.datetime.combine(tomorrow, dt.time.min, tzinfo=timezone.get_current_timezone())
@@ -142,33 +139,65 @@ def _row_context(request: HttpRequest, scope: str, now: dt.datetime) -> dict:
     return {
         "scope": scope,
         "now": now,
-        "can_full": has_perm(user, "customers.view_full_contact"),
         "can_change": has_perm(user, "followups.change_followup"),
         "can_book": has_perm(user, "appointments.add_appointment"),
         "list_url": _list_url(scope),
     }
 
 
+def _page_number(value: str | None) -> int:
+    try:
+        return max(1, min(int(value or 1), 100_000))
+    except ValueError:
+        return 1
+
+
+def _day_order(followups: QuerySet[FollowUp], now: dt.datetime) -> QuerySet[FollowUp]:
+    """Overdue, due today, upcoming; in each, high priority first, then the soonest due."""
+    group = Case(
+        When(due_at__lt=now, then=Value(0)),
+        When(due_at__lt=_end_of_today(now), then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return followups.annotate(day_group=group).order_by("day_group", "priority", "due_at", "id")
+
+
+def _group_counts(followups: QuerySet[FollowUp], now: dt.datetime) -> dict[str, int]:
+    end = _end_of_today(now)
+    return followups.order_by().aggregate(
+        overdue=Count("id", filter=Q(due_at__lt=now)),
+        today=Count("id", filter=Q(due_at__gte=now, due_at__lt=end)),
+        upcoming=Count("id", filter=Q(due_at__gte=end)),
+    )
+
+
 @login_required
 def followup_list(request: HttpRequest) -> HttpResponse:
     """The agent's day: overdue, due today and upcoming follow-ups, each by priority (high
-    first) then due time; supervisors switch to everyone's and filter by assignee."""
+    first) then due time, PAGE_SIZE at a time; supervisors switch to everyone's and filter by
+    assignee."""
     scope = _scope(request, request.GET.get("scope"))
     now = timezone.now()
     followups = followup_list_for(user=request.user, scope=scope)
     assignee = _assignee_filter(request, scope)
     if assignee is not None:
         followups = followups.filter(assignee_id=assignee)
-    rows = list(followups.prefetch_related(_phones())[:LIST_LIMIT])
+    counts = _group_counts(followups, now)
+    total = sum(counts.values())
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    number = min(_page_number(request.GET.get("page")), pages)
+    start = (number - 1) * PAGE_SIZE
+    rows = list(_day_order(followups, now).prefetch_related(_phones())[start : start + PAGE_SIZE])
     buckets: dict[str, list[FollowUp]] = {"overdue": [], "today": [], "upcoming": []}
     for followup in rows:
         buckets[_group_of(followup, now)].append(followup)
     labels = {"overdue": _("Overdue"), "today": _("Due today"), "upcoming": _("Upcoming")}
 
     def with_forms(items: list[FollowUp]) -> list:
-        return [(f, _complete_form(f), _message_form(f)) for f in _by_priority(items)]
+        return [(f, _complete_form(f), _message_form(f)) for f in items]
 
-    groups = [(key, labels[key], with_forms(items)) for key, items in buckets.items()]
+    groups = [(key, labels[key], with_forms(items), counts[key]) for key, items in buckets.items()]
     team = list(_team_followups(request.user)[:TEAM_LIMIT]) if scope == SCOPE_MINE else []
     assignees = []
     if scope == SCOPE_ALL:
@@ -177,6 +206,8 @@ def followup_list(request: HttpRequest) -> HttpResponse:
             .distinct()
             .order_by("display_name", "username")
         )
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         **_row_context(request, scope, now),
         "groups": groups,
@@ -185,7 +216,12 @@ def followup_list(request: HttpRequest) -> HttpResponse:
         "assignee": assignee,
         "can_see_all": request.user.has_perm("tickets.assign_ticket"),
         "can_see_lists": request.user.has_perm("followups.view_carelist"),
-        "truncated": len(rows) == LIST_LIMIT,
+        "page_number": number,
+        "page_count": pages,
+        "total": total,
+        "has_previous": number > 1,
+        "has_next": number < pages,
+        "query": query.urlencode(),
         "active_nav": "followups",
     }
     return render(request, "followups/followup_list.html", context)
@@ -256,6 +292,45 @@ def followup_complete(request: HttpRequest, pk: int) -> HttpResponse:
         "f": _with_phones(followup),
         "form": form,
         "msg_form": _message_form(followup),
+    }
+    return render(request, "followups/followup_list.html#followup-row", context)
+
+
+@login_required
+@require_POST
+def followup_call(request: HttpRequest, pk: int) -> HttpResponse:
+    """Call the customer: the full number of this follow-up's customer, as a tel: link, for its
+    assignee (or a supervisor), audited as a reveal for this follow-up. HTMX: the row comes back
+    with the number and its "log the call" form open; the lists keep showing it masked."""
+    require_perm(request.user, "followups.change_followup")
+    followup = followup_get_for_user(user=request.user, followup_id=pk)
+    scope = _scope(request, request.POST.get("scope"))
+    revealed, errors = None, []
+    try:
+        revealed = services.followup_call(
+            actor=request.user, followup_id=followup.pk, ip=request.META.get("REMOTE_ADDR")
+        )
+    except DomainError as exc:
+        if exc.is_access_error:
+            raise
+        errors = [exc.message]
+    if not request.htmx:
+        context = {
+            "customer": followup.customer,
+            "about": followup.get_purpose_display(),
+            "revealed": revealed,
+            "call_errors": errors,
+            "back_url": _list_url(scope),
+            "active_nav": "followups",
+        }
+        return render(request, "customers/contact_call.html", context)
+    context = {
+        **_row_context(request, scope, timezone.now()),
+        "f": _with_phones(followup),
+        "form": _complete_form(followup),
+        "msg_form": _message_form(followup),
+        "revealed": revealed,
+        "call_errors": errors,
     }
     return render(request, "followups/followup_list.html#followup-row", context)
 
@@ -384,16 +459,10 @@ def care_list_build(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def care_list_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The follow-ups a list handed over, open and done."""
-    care_list, followups = care_list_followups(
-        user=request.user, care_list_id=pk, limit=CARE_LIST_FOLLOWUPS
-    )
-    context = {
-        "care_list": care_list,
-        "followups": followups,
-        "truncated": len(followups) == CARE_LIST_FOLLOWUPS,
-        "active_nav": "followups",
-    }
+    """The follow-ups a list handed over, open first, PAGE_SIZE at a time."""
+    care_list, followups = care_list_followups(user=request.user, care_list_id=pk)
+    page = Paginator(followups, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"care_list": care_list, "page": page, "active_nav": "followups"}
     return render(request, "followups/carelist_detail.html", context)
 
 

@@ -940,6 +940,32 @@ def ticket_callback_api(request: HttpRequest, ticket_id: int, payload: CallbackI
     )
 
 
+class TicketCallOut(Schema):
+    ticket_id: int
+    phone: str = Field(description="The customer's full number (E.164), for this call only.")
+    display: str = Field(description="The number as people write it.")
+    tel: str = Field(description="A tel: link to dial it.")
+
+
+@router.post(
+    "/{ticket_id}/call",
+    response=TicketCallOut,
+    summary="The customer's number to call about the ticket (audited)",
+)
+def ticket_call_api(request: HttpRequest, ticket_id: int):
+    """For the ticket's assignee, or whoever hands tickets out; the reveal is audited with the
+    ticket it was for. Everything else shows numbers masked. 409 `no_phone` without one."""
+    phone = services.ticket_call(
+        actor=request.auth, ticket_id=ticket_id, ip=request.META.get("REMOTE_ADDR")
+    )
+    return {
+        "ticket_id": ticket_id,
+        "phone": phone.value,
+        "display": phone.display,
+        "tel": f"tel:{phone.value}",
+    }
+
+
 @router.post(
     "/{ticket_id}/external-escalations",
     response={201: ExternalEscalationOut},

@@ -23,9 +23,12 @@ from kefu.businesstime.selectors import work_calendar_get
 from kefu.core.exceptions import Forbidden, ValidationFailed
 from kefu.core.models import sequence_next
 from kefu.core.permissions import has_perm, require_perm
-from kefu.customers.models import Customer, CustomerEvent, Tag
+from kefu.customers.models import ContactPoint, Customer, CustomerEvent, Tag
 from kefu.customers.selectors import customer_get_for_user
-from kefu.customers.services import customer_get_or_create_by_contact
+from kefu.customers.services import (
+    customer_get_or_create_by_contact,
+    customer_phone_reveal_for_call,
+)
 from kefu.followups.models import FollowUp
 from kefu.followups.services import followup_cancel_for_ticket, followup_create
 from kefu.notifications.services import notify
@@ -1054,6 +1057,22 @@ def ticket_promise_callback(
     _require_worker(actor, ticket)
     due = _when(due_at, "due_at", now=now)
     return _callback(ticket, due_at=due, actor=actor, now=now, note=(note or "").strip())
+
+
+@transaction.atomic
+def ticket_call(*, actor: User, ticket_id: int, ip: str | None = None) -> ContactPoint:
+    """The customer's full number to call about the ticket: for its assignee, or whoever hands
+    tickets out (supervisors); audited as a reveal for this ticket. Pages keep it masked."""
+    require_perm(actor, "tickets.change_ticket")
+    ticket = ticket_get_for_user(user=actor, ticket_id=ticket_id)
+    if ticket.assignee_id != actor.pk and not has_perm(actor, "tickets.assign_ticket"):
+        raise Forbidden(_("Only the ticket's assignee calls the customer from it."))
+    return customer_phone_reveal_for_call(
+        actor=actor,
+        customer_id=ticket.customer_id,
+        call_for={"type": "ticket", "id": ticket.pk, "number": ticket.number},
+        ip=ip,
+    )
 
 
 # --- Resolution, acceptance, closing, reopening ---------------------------------------------

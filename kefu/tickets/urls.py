@@ -11,6 +11,7 @@ urlpatterns = [
     path("handoffs/", views.handoff_list, name="handoff_list"),
     path("duty/", views.queue_duty, name="queue_duty"),
     path("<int:pk>/", views.ticket_detail, name="ticket_detail"),
+    path("<int:pk>/call/", views.ticket_call, name="ticket_call"),
     path(
         "<int:pk>/attachments/<int:attachment_id>/",
         views.ticket_attachment,

@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from kefu.accounts.models import User
 from kefu.core.exceptions import DomainError, Forbidden, NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
-from kefu.customers.models import Customer
+from kefu.customers.models import ContactPoint, Customer
 from kefu.customers.selectors import (
     customer_get_for_user,
     customer_list_for_display,
@@ -244,6 +244,15 @@ def _allowed_actions(user: User, ticket: Ticket, open_handoff: TicketHandoff | N
     return allowed
 
 
+def _can_call(user: User, ticket: Ticket, contacts: list[ContactPoint]) -> bool:
+    """Whether the page offers the call button: the assignee, or a supervisor, of a ticket whose
+    customer has a phone (the service decides again on submit)."""
+    may = user.has_perm("tickets.change_ticket") and (
+        ticket.assignee_id == user.pk or user.has_perm("tickets.assign_ticket")
+    )
+    return may and any(c.kind == ContactPoint.Kind.PHONE for c in contacts)
+
+
 def _detail_context(
     request: HttpRequest, ticket: Ticket, forms: dict[str, ActionForm] | None = None
 ) -> dict[str, Any]:
@@ -257,13 +266,15 @@ def _detail_context(
         if key not in forms:
             forms[key] = ACTIONS[key].form(user=user, ticket=ticket, auto_id=f"{key}_%s")
     customer = ticket.customer
+    contacts = list(customer.contacts.all())
     return {
         "ticket": ticket,
         "now": now,
         "sla_state": sla.state(ticket, now=now),
         "clocks": display.sla_clocks(ticket, now=now),
         "customer": customer,
-        "primary_contacts": [c for c in customer.contacts.all() if c.is_primary],
+        "primary_contacts": [c for c in contacts if c.is_primary],
+        "can_call": _can_call(user, ticket, contacts),
         "can_view_customer": user.has_perm("customers.view_customer"),
         "handoffs": handoffs,
         "open_handoff": open_handoff,
@@ -279,6 +290,33 @@ def _detail_context(
 def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = ticket_get_detail(user=request.user, ticket_id=pk)
     return render(request, "tickets/ticket_detail.html", _detail_context(request, ticket))
+
+
+@login_required
+@require_POST
+def ticket_call(request: HttpRequest, pk: int) -> HttpResponse:
+    """Call the customer about the ticket: the full number as a tel: link, for the assignee (or
+    a supervisor), audited as a reveal for this ticket. HTMX: the link in the button's place."""
+    ticket = ticket_get_for_user(user=request.user, ticket_id=pk)
+    revealed, errors = None, []
+    try:
+        revealed = services.ticket_call(
+            actor=request.user, ticket_id=ticket.pk, ip=request.META.get("REMOTE_ADDR")
+        )
+    except DomainError as exc:
+        if exc.is_access_error:
+            raise
+        errors = [exc.message]
+    context = {
+        "customer": ticket.customer,
+        "about": f"{ticket.number} {ticket.subject}",
+        "revealed": revealed,
+        "call_errors": errors,
+        "back_url": ticket.get_absolute_url(),
+        "active_nav": "tickets",
+    }
+    template = "customers/contact_call.html" + ("#call-link" if request.htmx else "")
+    return render(request, template, context)
 
 
 @login_required

@@ -568,3 +568,26 @@ def test_lists_cost_the_same_queries_for_more_rows(
     with django_assert_max_num_queries(baseline):
         assert len(client.get(BASE).json()["results"]) == 8
         assert len(client.get(f"{BASE}/calls").json()["results"]) == 7
+
+
+def test_call_gives_the_chats_agent_the_number_and_audits_it(chats, online_agent, other_agent):
+    """The agent of the chat gets the number for the call; another agent does not; the
+    waiting chat is nobody's yet: no number either."""
+    from kefu.audit.models import AuditEntry
+
+    mine = chats["mine"]
+    response = api_client(online_agent).post(f"{BASE}/{mine.pk}/call")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["conversation_id"], body["phone"], body["tel"]) == (
+        mine.pk,
+        "+8613812341234",
+        "tel:+8613812341234",
+    )
+    entry = AuditEntry.objects.get(action="customer.contact_revealed")
+    assert entry.changes["call_for"] == {"type": "conversation", "id": mine.pk}
+    refused = api_client(other_agent).post(f"{BASE}/{mine.pk}/call")
+    waiting = api_client(online_agent).post(f"{BASE}/{chats['waiting'].pk}/call")
+    assert refused.status_code in (403, 404)
+    assert waiting.status_code == 403
+    assert AuditEntry.objects.filter(action="customer.contact_revealed").count() == 1

@@ -332,6 +332,44 @@ def test_detail_shows_messages_and_the_customer_with_a_masked_phone(mine, online
     assert f'"conversation": {mine.pk}' in html  # the script's config
 
 
+def test_the_agent_calls_the_customer_of_her_chat(mine, online_agent):
+    """The customer panel keeps the phone masked and offers a call button; pressing it gives the
+    number for that call as a tel: link, audited as a reveal for this conversation."""
+    from kefu.audit.models import AuditEntry
+
+    client = client_for(online_agent)
+    call_url = url("conversation_call", mine)
+    page = client.get(detail_url(mine)).content.decode()
+    assert f'hx-post="{call_url}"' in page
+    assert "13812345678" not in page
+    response = client.post(call_url, headers=HX)
+    assert response.status_code == 200
+    assert 'href="tel:+8613812345678"' in response.content.decode()
+    entry = AuditEntry.objects.get(action="customer.contact_revealed")
+    assert (entry.actor, entry.target_id) == (online_agent, str(mine.customer_id))
+    assert entry.changes["call_for"] == {"type": "conversation", "id": mine.pk}
+
+
+def test_another_agents_chat_offers_no_call(others, second_agent, online_agent, chat_supervisor):
+    """The chat of the second agent: the first agent gets no number (and no button where she
+    may see the chat); the supervisor may call."""
+    from kefu.audit.models import AuditEntry
+    from kefu.customers.models import ContactPoint
+
+    ContactPoint.objects.create(
+        customer=others.customer, kind="phone", value="+8613900001111", is_primary=True
+    )
+    call_url = url("conversation_call", others)
+    response = client_for(online_agent).post(call_url, headers=HX)
+    assert response.status_code in (403, 404)
+    assert not AuditEntry.objects.filter(action="customer.contact_revealed").exists()
+    supervisor = client_for(chat_supervisor)
+    assert f'hx-post="{call_url}"' in supervisor.get(detail_url(others)).content.decode()
+    answer = supervisor.post(call_url, headers=HX)
+    assert answer.status_code == 200
+    assert 'href="tel:+8613900001111"' in answer.content.decode()
+
+
 def test_supervisor_may_reveal_the_phone_on_demand(mine, chat_supervisor):
     html = client_for(chat_supervisor).get(detail_url(mine)).content.decode()
     assert "138****5678" in html

@@ -237,6 +237,37 @@ def test_reveal_requires_permission_and_is_audited(agent, records_officer, custo
     )
 
 
+def test_reveal_for_a_call_is_audited_with_its_purpose(agent, customer):
+    """The app that owns the call has checked it is the agent's; the reveal says what it was
+    for, and reads so on the change log."""
+    from kefu.core.exceptions import Conflict
+    from kefu.customers.display import audit_changes
+
+    phone = services.customer_phone_reveal_for_call(
+        actor=agent, customer_id=customer.pk, call_for={"type": "followup", "id": 12}, ip="10.1.2.3"
+    )
+    assert phone.value == "+8613812341234"
+    entry = AuditEntry.objects.get(action="customer.contact_revealed")
+    assert (entry.actor, entry.ip) == (agent, "10.1.2.3")
+    assert entry.changes == {
+        "contact": "138****1234",
+        "kind": "phone",
+        "call_for": {"type": "followup", "id": 12},
+    }
+    from django.utils import translation
+
+    with translation.override("en"):
+        lines = {c.label: c.after for c in audit_changes(entry)}
+    assert lines["For the call"] == "Callback for follow-up #12"
+    with translation.override("zh-hans"):
+        assert {c.label: c.after for c in audit_changes(entry)}["通话用途"] == "回访 #12 的回电"
+    no_phone = make_customer(name="无电话", phone=None)
+    with pytest.raises(Conflict):
+        services.customer_phone_reveal_for_call(
+            actor=agent, customer_id=no_phone.pk, call_for={"type": "ticket", "id": 1}
+        )
+
+
 def test_contact_add_and_remove_keep_one_primary(agent, customer):
     second = services.customer_add_contact(
         actor=agent, customer_id=customer.pk, kind="phone", value="13900002222", is_primary=True

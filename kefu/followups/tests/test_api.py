@@ -26,11 +26,13 @@ def api_client(user) -> Client:
 def followups(agent, complaint_specialist, customer):
     """The agent owes a callback that is overdue and an aftercare call next month; the
     specialist owes one more; one of the agent's is already done."""
+    from kefu.customers.tests.factories import make_customer
+
     now = timezone.now()
 
-    def make(assignee, purpose, due, status=FollowUp.Status.OPEN):
+    def make(assignee, purpose, due, status=FollowUp.Status.OPEN, who=customer):
         followup = followup_create(
-            actor=None, customer=customer, purpose=purpose, due_at=due, assignee=assignee
+            actor=None, customer=who, purpose=purpose, due_at=due, assignee=assignee
         )
         if status != FollowUp.Status.OPEN:
             FollowUp.objects.filter(pk=followup.pk).update(status=status)
@@ -39,7 +41,12 @@ def followups(agent, complaint_specialist, customer):
     return {
         "overdue": make(agent, "promised_callback", now - dt.timedelta(hours=2)),
         "aftercare": make(agent, "complaint_aftercare", now + dt.timedelta(days=30)),
-        "specialist": make(complaint_specialist, "promised_callback", now + dt.timedelta(hours=3)),
+        "specialist": make(
+            complaint_specialist,
+            "promised_callback",
+            now + dt.timedelta(hours=3),
+            who=make_customer(name="李四"),
+        ),
         "done": make(agent, "satisfaction", now - dt.timedelta(days=1), FollowUp.Status.DONE),
     }
 
@@ -335,3 +342,51 @@ def test_lists_permission_matrix(request, role, read, build):
         f"{BASE}/lists", {"kind": "birthdays", "days": 7}, content_type="application/json"
     )
     assert response.status_code == build
+
+
+def test_call_gives_the_assignee_the_number_and_audits_it(agent, followups, customer):
+    from kefu.audit.models import AuditEntry
+
+    followup = followups["overdue"]
+    response = api_client(agent).post(f"{BASE}/{followup.pk}/call")
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "followup_id": followup.pk,
+        "phone": "+8613812341234",
+        "display": response.json()["display"],
+        "tel": "tel:+8613812341234",
+    }
+    assert "1234" in response.json()["display"]
+    entry = AuditEntry.objects.get(action="customer.contact_revealed")
+    assert entry.actor == agent
+    assert entry.changes["call_for"] == {"type": "followup", "id": followup.pk}
+    # the list stays masked
+    assert "13812341234" not in api_client(agent).get(BASE).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("role", "status", "code"),
+    [
+        ("anonymous", 401, "not_authenticated"),
+        ("agent", 404, "followup_not_found"),
+        ("records_officer", 403, "permission_denied"),
+        ("complaint_specialist", 200, None),
+    ],
+)
+def test_who_may_call_through_the_api(request, followups, role, status, code):
+    """The specialist's follow-up: another agent gets not found; one who sees everyone's may."""
+    from kefu.audit.models import AuditEntry
+
+    followup = followups["specialist"]
+    user = None if role == "anonymous" else request.getfixturevalue(role)
+    response = api_client(user).post(f"{BASE}/{followup.pk}/call")
+    assert response.status_code == status, response.content
+    if code:
+        assert response.json()["code"] == code
+        assert not AuditEntry.objects.filter(action="customer.contact_revealed").exists()
+
+
+def test_call_on_a_done_follow_up_is_a_conflict(agent, followups):
+    response = api_client(agent).post(f"{BASE}/{followups['done'].pk}/call")
+    assert response.status_code == 409
+    assert response.json()["code"] == "followup_not_open"

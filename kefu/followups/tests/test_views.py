@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from kefu.customers.tests.factories import make_customer
 from kefu.followups.models import FollowUp
 from kefu.followups.services import followup_create
 
@@ -63,8 +64,8 @@ def test_followup_page_permission_matrix(request, role, status):
 
 def test_agent_sees_own_followups_grouped_by_due(agent, supervisor, customer):
     late = owed(customer, agent, hours=-2, note="逾期的回访")
-    later = owed(customer, agent, hours=72, note="三天后的回访")
-    others = owed(customer, supervisor, hours=1, note="主管的回访")
+    later = owed(make_customer(name="李四"), agent, hours=72, note="三天后的回访")
+    others = owed(make_customer(name="王五"), supervisor, hours=1, note="主管的回访")
     html = client_for(agent).get(reverse(LIST)).content.decode()
     assert f'id="followup-{late.pk}"' in html
     assert f'id="followup-{later.pk}"' in html
@@ -81,7 +82,7 @@ def test_supervisor_switches_to_everyones_and_agent_cannot(agent, supervisor, cu
     assert f'id="followup-{agents.pk}"' in html
     html = client_for(agent).get(reverse(LIST), {"scope": "all"}).content.decode()
     assert f'id="followup-{agents.pk}"' in html  # their own, shown as "mine"
-    other = owed(customer, supervisor, hours=1, note="主管的回访")
+    other = owed(make_customer(name="王五"), supervisor, hours=1, note="主管的回访")
     html = client_for(agent).get(reverse(LIST), {"scope": "all"}).content.decode()
     assert f'id="followup-{other.pk}"' not in html
 
@@ -173,8 +174,8 @@ def test_each_group_is_ordered_by_priority_then_due_time(agent, customer):
     """High priority first, then the soonest due: a normal call due earlier comes after."""
     # given three upcoming calls
     normal_soon = owed(customer, agent, hours=30, note="普通-早")
-    high_late = owed(customer, agent, hours=50, note="高-晚")
-    high_soon = owed(customer, agent, hours=40, note="高-早")
+    high_late = owed(make_customer(name="李四"), agent, hours=50, note="高-晚")
+    high_soon = owed(make_customer(name="王五"), agent, hours=40, note="高-早")
     FollowUp.objects.filter(pk__in=[high_late.pk, high_soon.pk]).update(priority=1)
     # when
     html = client_for(agent).get(reverse(LIST)).content.decode()
@@ -216,18 +217,106 @@ def test_rows_show_purpose_attempt_note_ticket_and_a_booking_link(agent, custome
     assert f"/appointments/book/?customer={customer.pk}&amp;source=phone" in row
 
 
-def test_phone_is_masked_and_call_link_only_for_full_contact_roles(agent, supervisor, customer):
-    """Agents see 138****1234 only; supervisors (full contacts) get a tel: link to call."""
+def test_phones_stay_masked_on_the_list_for_every_role(agent, supervisor, customer):
+    """The list shows 138****1234 to agents and supervisors alike, and a call button; no full
+    number and no tel: link is in the page before someone presses it."""
     mine = owed(customer, agent, hours=2)
-    theirs = owed(customer, supervisor, hours=2)
+    theirs = owed(make_customer(name="李四", phone="13900005678"), supervisor, hours=2)
     agent_html = client_for(agent).get(reverse(LIST)).content.decode()
-    supervisor_html = client_for(supervisor).get(reverse(LIST)).content.decode()
-    assert f'id="followup-{mine.pk}"' in agent_html
-    assert "138****1234" in agent_html
-    assert "13812341234" not in agent_html
-    assert 'href="tel:' not in agent_html
-    assert f'id="followup-{theirs.pk}"' in supervisor_html
-    assert 'href="tel:+8613812341234"' in supervisor_html
+    supervisor_html = client_for(supervisor).get(reverse(LIST), {"scope": "all"}).content.decode()
+    for html in (agent_html, supervisor_html):
+        assert "138****1234" in html
+        assert "13812341234" not in html
+        assert 'href="tel:' not in html
+        assert reverse("followups:followup_call", args=[mine.pk]) in html
+    assert "139****5678" in supervisor_html
+    assert "13900005678" not in supervisor_html
+    assert reverse("followups:followup_call", args=[theirs.pk]) in supervisor_html
+
+
+def call_url(followup: FollowUp) -> str:
+    return reverse("followups:followup_call", args=[followup.pk])
+
+
+def test_agent_calls_the_customer_of_her_follow_up(agent, customer):
+    """The call button: the row comes back with the full number as a tel: link and the "log
+    the call" form open; the reveal is audited with the follow-up it was for."""
+    from kefu.audit.models import AuditEntry
+
+    followup = owed(customer, agent, hours=-1)
+    response = client_for(agent).post(call_url(followup), {"scope": "mine"}, headers=HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.strip().startswith(f'<tr id="followup-{followup.pk}"')
+    assert 'href="tel:+8613812341234"' in html
+    assert '<details data-testid="log-call" open>' in html
+    entry = AuditEntry.objects.get(action="customer.contact_revealed")
+    assert (entry.actor, entry.action, entry.target_id) == (
+        agent,
+        "customer.contact_revealed",
+        str(customer.pk),
+    )
+    assert entry.changes == {
+        "contact": "138****1234",
+        "kind": "phone",
+        "call_for": {"type": "followup", "id": followup.pk},
+    }
+    assert entry.ip == "127.0.0.1"
+    # the list itself stays masked
+    assert "13812341234" not in client_for(agent).get(reverse(LIST)).content.decode()
+
+
+def test_call_without_htmx_shows_the_number_on_its_own_page(agent, customer):
+    followup = owed(customer, agent, hours=1)
+    response = client_for(agent).post(call_url(followup))
+    assert response.status_code == 200
+    assert 'href="tel:+8613812341234"' in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("anonymous", 302),
+        ("other_agent", 404),
+        ("records_officer", 403),
+        ("store_manager", 403),
+        ("supervisor", 200),
+    ],
+)
+def test_who_may_call_the_customer_of_a_follow_up(request, agent, customer, role, status):
+    """Only the assignee, or a supervisor: another agent does not even see it; a read-only role
+    may not call. Nothing is revealed or audited for a refusal."""
+    from kefu.accounts.tests.factories import UserFactory
+    from kefu.audit.models import AuditEntry
+
+    followup = owed(customer, agent, hours=1)
+    if role == "anonymous":
+        user = None
+    elif role == "other_agent":
+        user = UserFactory(username="other-agent", role="agent")
+    else:
+        user = request.getfixturevalue(role)
+    response = client_for(user).post(call_url(followup), headers=HX)
+    assert response.status_code == status
+    assert ("13812341234" in response.content.decode()) == (status == 200)
+    assert AuditEntry.objects.filter(action="customer.contact_revealed").count() == (
+        1 if status == 200 else 0
+    )
+
+
+def test_a_done_follow_up_or_a_customer_without_phone_reveals_nothing(agent, customer):
+    from kefu.audit.models import AuditEntry
+
+    done = owed(customer, agent, hours=1)
+    FollowUp.objects.filter(pk=done.pk).update(status=FollowUp.Status.DONE)
+    no_phone = owed(make_customer(name="无电话", phone=None), agent, hours=1)
+    client = client_for(agent)
+    late = client.post(call_url(done), headers=HX).content.decode()
+    none = client.post(call_url(no_phone), headers=HX).content.decode()
+    assert "This follow-up is already done." in late
+    assert "tel:" not in late
+    assert "The customer has no phone number." in none
+    assert not AuditEntry.objects.filter(action="customer.contact_revealed").exists()
 
 
 def test_logging_a_reached_call_removes_the_row(agent, customer):
@@ -286,7 +375,7 @@ def test_supervisor_filters_everyones_by_assignee(
     supervisor, agent, complaint_specialist, customer
 ):
     agents = owed(customer, agent, hours=1)
-    specialists = owed(customer, complaint_specialist, hours=1)
+    specialists = owed(make_customer(name="李四"), complaint_specialist, hours=1)
     client = client_for(supervisor)
     html = client.get(reverse(LIST), {"scope": "all", "assignee": agent.pk}).content.decode()
     assert f'id="followup-{agents.pk}"' in html
@@ -330,6 +419,78 @@ def test_follow_up_list_runs_a_constant_number_of_queries(agent, customer):
         html = client.get(reverse(LIST)).content.decode()
     assert html.count('<tr id="followup-') == 6
     assert len(six) == len(one)
+
+
+def _many(assignee, count: int, *, hours_from: float) -> list[FollowUp]:
+    """`count` follow-ups of as many customers, an hour apart from `hours_from`."""
+    from kefu.customers.models import Customer
+
+    customers = Customer.objects.bulk_create(
+        Customer(number=f"KH9{i:07d}", name=f"顾客{i}") for i in range(count)
+    )
+    now = timezone.now()
+    return FollowUp.objects.bulk_create(
+        FollowUp(
+            customer=c,
+            purpose=FollowUp.Purpose.MEMBER_CARE,
+            due_at=now + dt.timedelta(hours=hours_from + i),
+            assignee=assignee,
+        )
+        for i, c in enumerate(customers)
+    )
+
+
+def test_everyones_follow_ups_come_a_page_at_a_time(supervisor, agent):
+    """Six hundred open follow-ups: a page of 25 rows, the groups' counts over all of them, a
+    pager; the last page is reachable (no cut at 500) and a wrong page number is no error."""
+    import re
+
+    from kefu.followups.views import PAGE_SIZE
+
+    # given 10 overdue and 590 due later
+    rows = _many(agent, 600, hours_from=-9.5)
+    client = client_for(supervisor)
+    # when
+    first = client.get(reverse(LIST), {"scope": "all"}).content.decode()
+    last = client.get(reverse(LIST), {"scope": "all", "page": 24}).content.decode()
+    beyond = client.get(reverse(LIST), {"scope": "all", "page": "99999999999"})
+    junk = client.get(reverse(LIST), {"scope": "all", "page": "abc"})
+    # then
+    assert first.count('<tr id="followup-') == PAGE_SIZE
+    assert f'id="followup-{rows[0].pk}"' in first
+    counts = [int(n) for n in re.findall(r'data-testid="group-count">(\d+)<', first)]
+    assert counts[0] == 10
+    assert sum(counts) == 600
+    assert "Page 1 of 24" in first
+    assert 'href="?scope=all&amp;page=2" rel="next"' in first
+    assert last.count('<tr id="followup-') == 600 - 23 * PAGE_SIZE
+    assert f'id="followup-{rows[-1].pk}"' in last
+    assert 'rel="next"' not in last
+    assert "On the other pages." in last  # the overdue ones are on page 1
+    assert beyond.status_code == junk.status_code == 200
+    assert "Page 24 of 24" in beyond.content.decode()
+    assert "Page 1 of 24" in junk.content.decode()
+
+
+def test_the_pager_keeps_the_assignee_filter(supervisor, agent):
+    _many(agent, 30, hours_from=1)
+    html = (
+        client_for(supervisor)
+        .get(reverse(LIST), {"scope": "all", "assignee": agent.pk})
+        .content.decode()
+    )
+    assert f'href="?scope=all&amp;assignee={agent.pk}&amp;page=2" rel="next"' in html
+
+
+def test_a_page_orders_by_group_then_priority_across_the_whole_list(agent):
+    """A high-priority call due next week comes before normal ones due sooner, on page 1."""
+    rows = _many(agent, 40, hours_from=24)
+    FollowUp.objects.filter(pk=rows[-1].pk).update(priority=FollowUp.Priority.HIGH)
+    html = client_for(agent).get(reverse(LIST)).content.decode()
+    upcoming = _section(html, "upcoming")
+    assert upcoming.index(f'id="followup-{rows[-1].pk}"') < upcoming.index(
+        f'id="followup-{rows[0].pk}"'
+    )
 
 
 # --- Sending a message --------------------------------------------------------------------------
@@ -498,3 +659,23 @@ def test_a_team_member_takes_an_unassigned_team_follow_up(client, agent):
     assert response.status_code == 302
     followup.refresh_from_db()
     assert followup.assignee == agent
+
+
+def test_a_lists_follow_ups_come_a_page_at_a_time(records_officer, agent):
+    """A list of 600 calls: 25 a page, all reachable (no cut at 500)."""
+    from django.utils import timezone as tz
+
+    from kefu.followups.models import CareList
+    from kefu.followups.views import PAGE_SIZE
+
+    care_list = CareList.objects.create(kind="birthdays", built_at=tz.now(), customers=600)
+    rows = _many(agent, 600, hours_from=1)
+    FollowUp.objects.filter(pk__in=[f.pk for f in rows]).update(care_list=care_list)
+    url = reverse("followups:care_list_detail", args=[care_list.pk])
+    client = client_for(records_officer)
+    first = client.get(url).content.decode()
+    last = client.get(url, {"page": 24}).content.decode()
+    assert first.count('<tr id="followup-') == PAGE_SIZE
+    assert "Page 1 of 24" in first
+    assert f'id="followup-{rows[-1].pk}"' in last
+    assert client.get(url, {"page": "x"}).status_code == 200

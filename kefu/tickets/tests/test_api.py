@@ -845,3 +845,39 @@ def test_configuration_lists(agent, quality_department, root_cause):
     assert departments == [{"id": quality_department.pk, "name": "质量管理部"}]
     assert causes == [{"id": root_cause.pk, "name": "产品质量"}]
     assert [(q["name"], q["ticket_types"]) for q in queues] == [("投诉组", ["complaint"])]
+
+
+def test_call_gives_the_assignee_the_number_and_audits_it(agent, make_ticket, shop_customer):
+    from kefu.audit.models import AuditEntry
+    from kefu.tickets.models import Ticket
+
+    ticket = make_ticket("in_progress")
+    Ticket.objects.filter(pk=ticket.pk).update(assignee=agent)
+    response = api_client(agent).post(f"/api/v1/tickets/{ticket.pk}/call")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["ticket_id"], body["phone"], body["tel"]) == (
+        ticket.pk,
+        "+8613811112222",
+        "tel:+8613811112222",
+    )
+    entry = AuditEntry.objects.get(action="customer.contact_revealed")
+    assert entry.actor == agent
+    assert entry.changes["call_for"]["number"] == ticket.number
+    # the ticket itself stays masked
+    detail = api_client(agent).get(f"/api/v1/tickets/{ticket.pk}").content.decode()
+    assert "13811112222" not in detail
+
+
+def test_call_about_someone_elses_ticket_is_refused(agent, make_ticket):
+    from kefu.accounts.tests.factories import UserFactory
+    from kefu.audit.models import AuditEntry
+    from kefu.tickets.models import Ticket
+
+    ticket = make_ticket("in_progress")
+    Ticket.objects.filter(pk=ticket.pk).update(assignee=agent)
+    other = UserFactory(username="other-agent", role="agent")
+    response = api_client(other).post(f"/api/v1/tickets/{ticket.pk}/call")
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert not AuditEntry.objects.filter(action="customer.contact_revealed").exists()

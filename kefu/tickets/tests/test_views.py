@@ -656,3 +656,58 @@ def test_customer_profile_shows_the_tickets_on_its_timeline(client, agent, custo
     assert f'href="{ticket.get_absolute_url()}"' in page
     assert ticket.number in page
     assert f"/tickets/new/?customer={customer.pk}" in page
+
+
+# --- Calling the customer (issue 10 point 11) ----------------------------------------------------
+
+
+def test_the_assignee_calls_the_customer_from_the_ticket(agent, customer, ticket):
+    """The ticket page shows the phone masked and a call button; pressing it gives the full
+    number as a tel: link in its place, audited as a reveal for this ticket."""
+    from kefu.audit.models import AuditEntry
+
+    Ticket.objects.filter(pk=ticket.pk).update(assignee=agent)
+    client = client_for(agent)
+    page = client.get(reverse("tickets:ticket_detail", args=[ticket.pk])).content.decode()
+    call_url = reverse("tickets:ticket_call", args=[ticket.pk])
+    assert "138****1234" in page
+    assert "13812341234" not in page
+    assert f'hx-post="{call_url}"' in page
+    response = client.post(call_url, headers=HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'href="tel:+8613812341234"' in html
+    assert "<html" not in html
+    entry = AuditEntry.objects.get(action="customer.contact_revealed")
+    assert (entry.actor, entry.target_id) == (agent, str(customer.pk))
+    assert entry.changes["call_for"] == {"type": "ticket", "id": ticket.pk, "number": ticket.number}
+    # without HTMX: a page with the link and the way back
+    full = client.post(call_url).content.decode()
+    assert 'href="tel:+8613812341234"' in full
+    assert ticket.get_absolute_url() in full
+
+
+@pytest.mark.parametrize(
+    ("role", "button", "status"),
+    [("other_agent", False, 403), ("supervisor", True, 200), ("records_officer", False, 403)],
+)
+def test_who_may_call_from_a_ticket(request, agent, customer, ticket, role, button, status):
+    """Not the assignee: no button and a refusal, nothing revealed or audited; a supervisor
+    may call about any ticket."""
+    from kefu.audit.models import AuditEntry
+
+    Ticket.objects.filter(pk=ticket.pk).update(assignee=agent)
+    user = (
+        UserFactory(username="other-agent", role="agent")
+        if role == "other_agent"
+        else request.getfixturevalue(role)
+    )
+    client = client_for(user)
+    call_url = reverse("tickets:ticket_call", args=[ticket.pk])
+    page = client.get(reverse("tickets:ticket_detail", args=[ticket.pk])).content.decode()
+    assert (call_url in page) is button
+    response = client.post(call_url, headers=HX)
+    assert response.status_code == status
+    assert ("13812341234" in response.content.decode()) is (status == 200)
+    revealed = AuditEntry.objects.filter(action="customer.contact_revealed").count()
+    assert revealed == (1 if status == 200 else 0)
