@@ -162,9 +162,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-# Repeated failed logins: after KEFU_LOGIN_MAX_FAILURES failures for one username or address
-# within KEFU_LOGIN_LOCK_SECONDS, further attempts are refused until the window passes.
+# Repeated failed logins: after KEFU_LOGIN_MAX_FAILURES failures for one username, or
+# KEFU_LOGIN_MAX_ADDRESS_FAILURES from one address (an office behind one address shares it),
+# within KEFU_LOGIN_LOCK_SECONDS, further attempts are refused until failures age out of the window.
 LOGIN_MAX_FAILURES = int(os.environ.get("KEFU_LOGIN_MAX_FAILURES", "5"))
+LOGIN_MAX_ADDRESS_FAILURES = int(os.environ.get("KEFU_LOGIN_MAX_ADDRESS_FAILURES", "20"))
 LOGIN_LOCK_SECONDS = int(os.environ.get("KEFU_LOGIN_LOCK_SECONDS", "900"))
 
 CACHES = {
