@@ -284,8 +284,19 @@ X_FRAME_OPTIONS = "DENY"
 PHONE_DEFAULT_REGION = os.environ.get("KEFU_PHONE_REGION", "CN")
 # Size limit of an uploaded spreadsheet.
 IMPORT_MAX_BYTES = int(os.environ.get("KEFU_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
-# Size limit of a file attached to a ticket.
+# Size limit of a file attached to a ticket or a chat message, or kept from an inbound mail.
 ATTACHMENT_MAX_BYTES = int(os.environ.get("KEFU_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+# The file types tickets, chat and inbound mail accept (kefu/core/attachments.py): a
+# comma-separated list of extensions replaces these.
+_DEFAULT_ATTACHMENT_EXTENSIONS = (
+    ".jpg .jpeg .png .gif .webp .heic .pdf .doc .docx .xls .xlsx .ppt .pptx .txt .csv"
+    " .eml .mp3 .amr .wav .m4a .mp4 .mov"
+)
+ATTACHMENT_EXTENSIONS = frozenset(
+    "." + e.strip().lower().lstrip(".")
+    for e in os.environ.get("KEFU_ATTACHMENT_EXTENSIONS", "").replace(",", " ").split()
+    or _DEFAULT_ATTACHMENT_EXTENSIONS.split()
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 LOGGING = {

@@ -232,7 +232,9 @@ def _zh(text: str) -> str:
 
 
 # --- URL verification --------------------------------------------------------------------------
-def test_url_verification_echoes_echostr_when_the_signature_is_right(monday, wechat, official_account):
+def test_url_verification_echoes_echostr_when_the_signature_is_right(
+    monday, wechat, official_account
+):
     # when
     response = wechat.get(_url(official_account, _signed_query(echostr="5837397520316529")))
     # then
@@ -662,9 +664,7 @@ def test_safe_mode_refuses_a_year_old_timestamp(monday, wechat, safe_account, on
     assert not Message.objects.exists()
 
 
-def test_an_account_in_safe_mode_refuses_plain_pushes(
-    monday, wechat, safe_account, online_agent
-):
+def test_an_account_in_safe_mode_refuses_plain_pushes(monday, wechat, safe_account, online_agent):
     """Once the channel has its EncodingAESKey, a push without encryption is refused: else a
     signature captured from a safe-mode push (WeChat sends `signature` there too) would carry
     a forged plain body."""

@@ -13,9 +13,7 @@ LATER = NOW + dt.timedelta(minutes=5)
 
 
 def _claim(value: str, fingerprint: str, *, scope: str = "wechat:1", now=NOW) -> bool:
-    return nonce_claim(
-        scope=scope, value=value, fingerprint=fingerprint, expires_at=LATER, now=now
-    )
+    return nonce_claim(scope=scope, value=value, fingerprint=fingerprint, expires_at=LATER, now=now)
 
 
 @pytest.mark.django_db
