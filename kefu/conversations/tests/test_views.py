@@ -293,6 +293,29 @@ def test_detail_shows_messages_and_the_customer_with_a_masked_phone(mine, online
     assert f'"conversation": {mine.pk}' in html  # the script's config
 
 
+def test_a_stored_media_address_that_is_not_http_is_no_link(mine, online_agent):
+    """A message stored before addresses were checked, with a javascript: PicUrl, shows as
+    text: no href and no src carry it."""
+    # given
+    mine.messages.create(
+        channel=mine.channel,
+        direction=Message.Direction.IN,
+        kind=Message.Kind.IMAGE,
+        media_url="javascript:alert(document.cookie)",
+    )
+    mine.messages.create(
+        channel=mine.channel,
+        direction=Message.Direction.IN,
+        kind=Message.Kind.IMAGE,
+        media_url="https://mmbiz.qpic.cn/mmbiz_jpg/abc/0",
+    )
+    # when
+    html = client_for(online_agent).get(detail_url(mine)).content.decode()
+    # then
+    assert "javascript:" not in html.lower()
+    assert 'href="https://mmbiz.qpic.cn/mmbiz_jpg/abc/0"' in html
+
+
 def test_supervisor_may_reveal_the_phone_on_demand(mine, chat_supervisor):
     html = client_for(chat_supervisor).get(detail_url(mine)).content.decode()
     assert "138****5678" in html

@@ -358,6 +358,26 @@ def test_image_message_keeps_the_picture_address_and_media_id(
     assert message.data == {"media_id": "media_id_image_1"}
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "javascript:alert(document.cookie)",
+        "JavaScript:alert(1)",
+        "data:text/html,<b>x</b>",
+        " java\tscript:alert(1)",
+    ],
+)
+def test_an_image_whose_address_is_not_http_is_refused(
+    monday, wechat, official_account, online_agent, address
+):
+    # when
+    xml = _xml("image", PicUrl=address, MediaId="media_id_image_2", MsgId=6242412700123456099)
+    response = _push(wechat, official_account, xml)
+    # then
+    assert response.status_code == 400
+    assert not Message.objects.exists()
+
+
 def test_voice_message_keeps_the_recognised_text(monday, wechat, official_account, online_agent):
     # when
     xml = _xml(
