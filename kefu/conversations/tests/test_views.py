@@ -144,7 +144,7 @@ def test_mine_lists_the_agents_open_chats(mine, waiting, others, online_agent):
     assert ">2 min</span>" in html
     assert "unread-dot" in html
     assert 'id="inbox-config"' in html
-    assert 'hx-trigger="every 10s [!window.kefuInboxLive], inbox-refresh from:body"' in html
+    assert 'hx-trigger="every 10s, inbox-refresh from:body"' in html
 
 
 def test_waiting_lists_chats_without_an_agent_offline_messages_flagged(
