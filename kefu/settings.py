@@ -4,6 +4,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
@@ -38,9 +39,6 @@ ALLOWED_HOSTS = [
     for h in os.environ.get("KEFU_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
     if h.strip()
 ]
-CSRF_TRUSTED_ORIGINS = [
-    o.strip() for o in os.environ.get("KEFU_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
-]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -73,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "kefu.core.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -100,6 +99,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "kefu.core.context_processors.csp_nonce",
                 "kefu.core.context_processors.navigation",
                 "kefu.businesstime.context_processors.calendar_warnings",
             ],
@@ -162,9 +162,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-# Repeated failed logins: after KEFU_LOGIN_MAX_FAILURES failures for one username or address
-# within KEFU_LOGIN_LOCK_SECONDS, further attempts are refused until the window passes.
+# Repeated failed logins: after KEFU_LOGIN_MAX_FAILURES failures for one username, or
+# KEFU_LOGIN_MAX_ADDRESS_FAILURES from one address (an office behind one address shares it),
+# within KEFU_LOGIN_LOCK_SECONDS, further attempts are refused until failures age out of the window.
 LOGIN_MAX_FAILURES = int(os.environ.get("KEFU_LOGIN_MAX_FAILURES", "5"))
+LOGIN_MAX_ADDRESS_FAILURES = int(os.environ.get("KEFU_LOGIN_MAX_ADDRESS_FAILURES", "20"))
 LOGIN_LOCK_SECONDS = int(os.environ.get("KEFU_LOGIN_LOCK_SECONDS", "900"))
 
 CACHES = {
@@ -273,17 +275,55 @@ CAMPAIGN_RATES = {
 # Hour of the day (Asia/Shanghai) the worker sends birthday and holiday greetings.
 GREETING_HOUR = int(os.environ.get("KEFU_GREETING_HOUR", "9"))
 
+# --- HTTPS: cookies, HSTS, the proxy in front ----------------------------------------------------
+# Served over HTTPS (KEFU_BASE_URL starts with https://, or KEFU_SECURE_COOKIES=true): the session
+# and CSRF cookies go only over HTTPS, and browsers are told to use HTTPS only (HSTS,
+# KEFU_HSTS_SECONDS, a year by default). The HSTS header goes only on requests that came in over
+# HTTPS: behind a proxy that ends TLS, `kefu run` (uvicorn) reads X-Forwarded-Proto from a proxy on
+# 127.0.0.1 (FORWARDED_ALLOW_IPS for others); another server needs KEFU_PROXY_SSL_HEADER.
+_https_base_url = os.environ.get("KEFU_BASE_URL", "").strip().lower().startswith("https://")
+SECURE_COOKIES = env_bool("KEFU_SECURE_COOKIES", _https_base_url)
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("KEFU_SECURE_COOKIES", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SECURE_HSTS_SECONDS = int(
+    os.environ.get("KEFU_HSTS_SECONDS", "31536000" if SECURE_COOKIES else "0") or "0"
+)
+if _proxy_header := os.environ.get("KEFU_PROXY_SSL_HEADER", "").strip():
+    # Only when the proxy sets (and so overwrites) this header on every request: e.g.
+    # X-Forwarded-Proto. A client could otherwise claim HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https")
+# Origins a form may be posted from besides the host a request names, e.g. the public address
+# when a proxy rewrites Host: comma-separated, scheme included. KEFU_BASE_URL's origin is one.
+CSRF_TRUSTED_ORIGINS = [
+    o.strip().rstrip("/")
+    for o in os.environ.get("KEFU_CSRF_TRUSTED_ORIGINS", "").split(",")
+    if o.strip()
+]
+_base = urlsplit(os.environ.get("KEFU_BASE_URL", "").strip())
+if _base.scheme in ("http", "https") and _base.netloc:
+    CSRF_TRUSTED_ORIGINS = list(
+        dict.fromkeys([*CSRF_TRUSTED_ORIGINS, f"{_base.scheme}://{_base.netloc}"])
+    )
 X_FRAME_OPTIONS = "DENY"
 
 # Phone numbers without a country code are read in this region.
 PHONE_DEFAULT_REGION = os.environ.get("KEFU_PHONE_REGION", "CN")
 # Size limit of an uploaded spreadsheet.
 IMPORT_MAX_BYTES = int(os.environ.get("KEFU_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
-# Size limit of a file attached to a ticket.
+# Size limit of a file attached to a ticket or a chat message, or kept from an inbound mail.
 ATTACHMENT_MAX_BYTES = int(os.environ.get("KEFU_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+# The file types tickets, chat and inbound mail accept (kefu/core/attachments.py): a
+# comma-separated list of extensions replaces these.
+_DEFAULT_ATTACHMENT_EXTENSIONS = (
+    ".jpg .jpeg .png .gif .webp .heic .pdf .doc .docx .xls .xlsx .ppt .pptx .txt .csv"
+    " .eml .mp3 .amr .wav .m4a .mp4 .mov"
+)
+ATTACHMENT_EXTENSIONS = frozenset(
+    "." + e.strip().lower().lstrip(".")
+    for e in os.environ.get("KEFU_ATTACHMENT_EXTENSIONS", "").replace(",", " ").split()
+    or _DEFAULT_ATTACHMENT_EXTENSIONS.split()
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 LOGGING = {

@@ -2,9 +2,13 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
+from kefu.accounts.forms import ThrottledAdminLoginForm
 from kefu.accounts.models import ApiToken, Store, Team, User
 from kefu.accounts.services import user_set_role
 from kefu.audit.services import audit_record
+
+# The administration site's login counts failures with the staff login (accounts.services).
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 @admin.register(User)

@@ -100,3 +100,29 @@ class ApiToken(TimeStampedModel):
     @staticmethod
     def generate_key() -> str:
         return "kefu_" + secrets.token_urlsafe(32)
+
+
+class LoginFailure(models.Model):
+    """A failed login, or one whose password is being checked: the throttle counts these per
+    username and per address over the last KEFU_LOGIN_LOCK_SECONDS.
+
+    A login that succeeds marks its username's rows `user_cleared` (the person proved the
+    password), but they keep counting for the address they came from.
+    """
+
+    username = models.CharField(max_length=150)
+    ip = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    user_cleared = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["username", "created_at"], name="loginfailure_user_idx"),
+            models.Index(fields=["ip", "created_at"], name="loginfailure_ip_idx"),
+            models.Index(fields=["created_at"], name="loginfailure_created_idx"),
+        ]
+        verbose_name = _("failed login")
+        verbose_name_plural = _("failed logins")
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.ip} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -1,13 +1,15 @@
 """Writes for staff accounts, API tokens and the failed-login throttle."""
 
+import datetime as dt
+import ipaddress
+
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from kefu.accounts.models import ApiToken, Store, Team, User
+from kefu.accounts.models import ApiToken, LoginFailure, Store, Team, User
 from kefu.accounts.roles import Role, role_group_name
 from kefu.audit.services import audit_record
 from kefu.core.exceptions import NotFound, ValidationFailed
@@ -127,29 +129,58 @@ def api_token_authenticate(key: str) -> User | None:
 
 
 # --- Failed-login throttle --------------------------------------------------------------------
+#
+# An attempt is written as a failure before its password is checked and counted with the others
+# of its username and of its address in the window: so parallel guesses cannot all pass the check
+# before the first failure is recorded. A success marks its username's failures cleared; the
+# address keeps counting them (else logging in to one's own account would reset the address).
 
 
-def _throttle_keys(username: str, ip: str) -> list[str]:
-    return [f"login-fail:user:{username.strip().lower()}", f"login-fail:ip:{ip}"]
+def login_username_key(username: str) -> str:
+    """The username as authentication reads it (NFKC, like Django's login form), with case and
+    surrounding space folded: ａgent07, Agent07 and agent07 share one counter."""
+    return User.normalize_username(str(username)).strip().casefold()[:150]
 
 
-def login_is_locked(*, username: str, ip: str) -> bool:
-    counts = cache.get_many(_throttle_keys(username, ip))
-    return any(n >= settings.LOGIN_MAX_FAILURES for n in counts.values())
+def _login_window_start(now: dt.datetime) -> dt.datetime:
+    return now - dt.timedelta(seconds=settings.LOGIN_LOCK_SECONDS)
 
 
-def login_record_failure(*, username: str, ip: str) -> None:
-    for key in _throttle_keys(username, ip):
-        if cache.add(key, 1, settings.LOGIN_LOCK_SECONDS):
-            continue
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, settings.LOGIN_LOCK_SECONDS)
+def login_attempt_start(*, username: str, ip: str, now: dt.datetime) -> LoginFailure | None:
+    """Count a login attempt from the start; None (and nothing counted) when the username or the
+    address has had too many failures in the window and the password must not be checked."""
+    key = login_username_key(username)
+    ip = (ip or "unknown")[:64]
+    since = _login_window_start(now)
+    LoginFailure.objects.filter(created_at__lte=since).delete()
+    attempt = LoginFailure.objects.create(username=key, ip=ip, created_at=now)
+    recent = LoginFailure.objects.filter(created_at__gt=since)
+    by_user = recent.filter(username=key, user_cleared=False).count()
+    by_address = recent.filter(ip=ip).count()
+    if by_user > settings.LOGIN_MAX_FAILURES or by_address > settings.LOGIN_MAX_ADDRESS_FAILURES:
+        attempt.delete()
+        return None
+    return attempt
+
+
+def login_attempt_failed(attempt: LoginFailure) -> None:
+    """The password was wrong: the attempt stays counted and goes into the audit log."""
+    try:
+        ip: str | None = str(ipaddress.ip_address(attempt.ip))
+    except ValueError:
+        ip = None
     audit_record(
-        actor=None, action="login.failed", target_type="user", target_id=username[:100], ip=ip
+        actor=None, action="login.failed", target_type="user", target_id=attempt.username, ip=ip
     )
 
 
-def login_reset(*, username: str, ip: str) -> None:
-    cache.delete_many(_throttle_keys(username, ip))
+@transaction.atomic
+def login_attempt_succeeded(attempt: LoginFailure) -> None:
+    """The person proved the password: the username starts afresh, the address does not."""
+    LoginFailure.objects.filter(pk=attempt.pk).delete()
+    LoginFailure.objects.filter(username=attempt.username).update(user_cleared=True)
+
+
+def login_attempt_abandoned(attempt: LoginFailure) -> None:
+    """No password was checked (the form was incomplete): the attempt is not counted."""
+    LoginFailure.objects.filter(pk=attempt.pk).delete()

@@ -34,12 +34,16 @@ class ChannelForm(forms.ModelForm):
     config = PrettyJSONField(
         label=_("settings"),
         required=False,
-        widget=forms.Textarea(attrs={"rows": 12, "cols": 80, "style": "font-family: monospace"}),
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 80, "class": "json-settings"}),
         help_text=_(
-            "JSON. WeChat: appid, token, aes_key, secret; webhook: secret, outbound_url; "
-            "e-mail: address and its IMAP account."
+            "JSON. WeChat: appid, appsecret, token, aes_key (safe mode), window_seconds; "
+            "webhook: secret, outbound_url; e-mail: address and its IMAP account."
         ),
     )
+
+    class Media:
+        # No style attribute: the Content-Security-Policy applies none.
+        css = {"all": ["kefu/admin.css"]}
 
     class Meta:
         model = Channel

@@ -7,6 +7,7 @@ from django.http import FileResponse, Http404, HttpRequest
 from django.urls import path, reverse
 
 from kefu.conversations.models import Message
+from kefu.core.attachments import attachment_response
 
 SALT = "kefu.conversations.file"
 MAX_AGE = 60 * 60 * 24 * 90  # links in mails and WeChat messages stay good for 90 days
@@ -32,12 +33,11 @@ def attachment_download(request: HttpRequest, token: str) -> FileResponse:
     message = Message.objects.filter(pk=message_id).exclude(attachment="").first()
     if message is None or message.direction == Message.Direction.NOTE:
         raise Http404
-    response = FileResponse(
+    response = attachment_response(
         message.attachment.open("rb"),
-        as_attachment=message.kind != Message.Kind.IMAGE,
-        filename=message.attachment_name or message.attachment.name.rsplit("/", 1)[-1],
+        name=message.attachment_name or message.attachment.name.rsplit("/", 1)[-1],
+        inline=message.kind == Message.Kind.IMAGE,
     )
-    response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

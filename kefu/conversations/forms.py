@@ -14,6 +14,7 @@ from django.utils.translation import pgettext_lazy
 
 from kefu.accounts.models import User
 from kefu.conversations.models import AgentStatus, Conversation, InboxQueue
+from kefu.core.attachments import attachment_extensions
 from kefu.tickets.forms import TicketFieldsForm
 from kefu.tickets.models import Ticket
 
@@ -103,7 +104,9 @@ class ReplyForm(InboxForm):
     attachment = forms.FileField(
         label=_("Attachment"),
         required=False,
-        widget=forms.ClearableFileInput(attrs={"id": "reply-attachment"}),
+        widget=forms.ClearableFileInput(
+            attrs={"id": "reply-attachment", "accept": ",".join(attachment_extensions())}
+        ),
     )
 
     def clean_attachment(self):

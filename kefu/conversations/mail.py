@@ -41,6 +41,7 @@ from django.utils.translation import gettext as _
 from kefu.conversations.adapters import Inbound, Sender
 from kefu.conversations.models import Channel, Message
 from kefu.conversations.services import Received, message_receive
+from kefu.core.attachments import attachment_is_accepted
 from kefu.core.exceptions import ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -282,11 +283,15 @@ def mail_parse(raw: bytes) -> Inbound:
     plain, html = [], []
     attachments: list[tuple[str, bytes]] = []
     skipped: list[str] = []
+    refused: list[str] = []
     for index, part in enumerate(_leaf_parts(message), start=1):
         if _is_attachment(part):
             name_of_part = _filename(part, index)
             content = _payload_bytes(part)
             if not content:
+                continue
+            if not attachment_is_accepted(name_of_part):
+                refused.append(name_of_part)
                 continue
             if len(attachments) >= MAX_ATTACHMENTS or len(content) > settings.ATTACHMENT_MAX_BYTES:
                 skipped.append(name_of_part)
@@ -312,6 +317,11 @@ def mail_parse(raw: bytes) -> Inbound:
             "names": ", ".join(skipped)
         }
         body = f"{body}\n\n[{note}]".strip()
+    if refused:
+        note = _("Attachments not kept (file type not accepted): %(names)s") % {
+            "names": ", ".join(refused)
+        }
+        body = f"{body}\n\n[{note}]".strip()
     if not body and not attachments:
         body = subject
     data: dict = {"subject": subject}
@@ -324,6 +334,8 @@ def mail_parse(raw: bytes) -> Inbound:
         data["auto_submitted"] = True
     if skipped:
         data["skipped_attachments"] = skipped
+    if refused:
+        data["refused_attachments"] = refused
     return Inbound(
         sender=Sender(
             key=address[:200],

@@ -34,7 +34,9 @@ from kefu.conversations.models import (
     QuickReply,
 )
 from kefu.conversations.selectors import conversation_get_for_user
+from kefu.core.attachments import attachment_check, attachment_is_accepted, attachment_refusal
 from kefu.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
+from kefu.core.links import is_http_url
 from kefu.core.permissions import has_perm, require_perm
 from kefu.customers.models import ContactPoint, Customer, CustomerEvent
 from kefu.customers.services import (
@@ -540,6 +542,12 @@ def message_receive(
         raise ValidationFailed({"sender": [_("Who sent the message is missing.")]})
     if not (inbound.body.strip() or inbound.media_url or inbound.attachments):
         raise ValidationFailed({"body": [_("The message is empty.")]})
+    if inbound.media_url and not is_http_url(inbound.media_url):
+        raise ValidationFailed({"media_url": [_("Must be an http or https URL.")]})
+    for name, _content in inbound.attachments:
+        # Channels drop what is not accepted (with a note); this is the last line.
+        if not attachment_is_accepted(name):
+            raise ValidationFailed({"attachments": [attachment_refusal(name)]})
     if inbound.external_id:
         stored = _stored(channel, inbound.external_id)
         if stored is not None:
@@ -795,6 +803,8 @@ def message_send(
         raise ValidationFailed({"body": [_("Write a message first.")]})
     if len(body) > 5000:
         raise ValidationFailed({"body": [_("At most 5000 characters.")]})
+    if attachment is not None:
+        attachment_check(attachment[0], len(attachment[1]), field="attachment")
     if conversation.is_closed:
         raise Conflict(_("The conversation is closed."), code="conversation_closed")
     if conversation.assignee_id is None:
@@ -1307,7 +1317,7 @@ def _call_record(
     elif actor is not None and result == CallRecord.Result.ANSWERED:
         agent = actor
     recording_url = str(data.get("recording_url") or "").strip()
-    if recording_url and not re.match(r"^https?://", recording_url):
+    if recording_url and not is_http_url(recording_url):
         errors["recording_url"] = [_("A web address (http or https).")]
     if errors:
         raise ValidationFailed(errors)

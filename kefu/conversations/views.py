@@ -5,7 +5,6 @@ forms re-render with 200 and their errors. Live updates come over the agent sock
 the list also polls every 10 s while the socket is down."""
 
 import datetime as dt
-import mimetypes
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,7 @@ from kefu.conversations.forms import (
     TransferForm,
 )
 from kefu.conversations.models import AgentStatus, Conversation, Message
+from kefu.core.attachments import attachment_response
 from kefu.core.exceptions import DomainError, NotFound
 from kefu.core.permissions import has_perm, require_perm
 from kefu.customers.models import ContactPoint
@@ -44,7 +44,6 @@ VIEWS = ("mine", "waiting", "all", "closed")
 MESSAGES_SHOWN = 100
 WAIT_LATE_SECONDS = int(services.WAIT_ALERT_AGENT.total_seconds())
 SIDE_LIMIT = 5
-INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
 
 
 # --- The lists --------------------------------------------------------------------------------
@@ -720,11 +719,4 @@ def message_attachment(request: HttpRequest, pk: int, message_id: int) -> FileRe
         handle = found.attachment.open("rb")
     except (FileNotFoundError, ValueError):
         raise NotFound(_("The file is missing."), code="attachment_missing") from None
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    inline = content_type in INLINE_TYPES
-    return FileResponse(
-        handle,
-        as_attachment=not inline,
-        filename=name,
-        content_type=content_type if inline else "application/octet-stream",
-    )
+    return attachment_response(handle, name=name)

@@ -4,8 +4,18 @@ GET is WeChat's URL verification: the signature proves the request came from WeC
 echostr goes back as it came. POST carries a customer's message or an event as XML, signed with
 the channel's token; in safe mode (安全模式, the request says encrypt_type=aes) it is AES-encrypted
 with the channel's EncodingAESKey and signed as msg_signature, and the reply is encrypted too.
-The mode follows each request, as WeChat's compatible mode needs, so switching the account's
-mode in the WeChat console needs no change here.
+The mode follows each request (compatible mode, 兼容模式, sends encrypted requests too), except
+that a channel with an EncodingAESKey takes only encrypted requests.
+
+Stale and replayed requests. The plain-mode signature covers the token, the timestamp and the
+nonce, not the body: plain mode cannot tell a genuine body from a forged one sent with a captured
+signature. So a request whose timestamp is more than `window_seconds` (default 300) from the
+server's clock is refused, and each timestamp and nonce is remembered (core.SeenNonce, shared by
+every process) with a hash of the body until it leaves the window: the same signature with
+another body is refused; the very same request again is a retry. In safe mode msg_signature also
+covers the encrypted body, which only the holder of the EncodingAESKey can make; a channel with a
+key refuses plain requests, else a signature captured from a safe-mode push could carry a forged
+plain body. Safe mode is the one to use (docs/conversations.md).
 
 WeChat waits 5 seconds for the answer and retries three times; the answer is "success" or one
 passive reply (被动回复) carrying the greeting, the away reply or the thanks for a rating. A retry
@@ -15,6 +25,8 @@ Stored: text, image (the picture's URL), voice (WeChat's speech recognition when
 and the follow and unfollow events. Other message types and events are acknowledged and dropped.
 """
 
+import datetime as dt
+import hashlib
 import logging
 from xml.parsers.expat import ExpatError
 
@@ -35,10 +47,12 @@ from kefu.conversations import services
 from kefu.conversations.adapters import Inbound, Sender
 from kefu.conversations.models import Channel, Message
 from kefu.core.exceptions import DomainError, ValidationFailed
+from kefu.core.models import nonce_claim
 
 log = logging.getLogger(__name__)
 
 SUCCESS = "success"
+DEFAULT_WINDOW_SECONDS = 300
 # What a broken body or ciphertext can raise while it is parsed, decrypted or read.
 _MALFORMED = (ExpatError, KeyError, TypeError, ValueError, AttributeError, IndexError)
 
@@ -62,6 +76,52 @@ def _check_signature(token: str, request: HttpRequest) -> None:
         )
     except InvalidSignatureException:
         raise _Refused(403, _("Bad signature.")) from None
+
+
+def _window_seconds(channel: Channel) -> int:
+    """How far a request's timestamp may be from the server's clock, either way."""
+    try:
+        window = int(channel.config.get("window_seconds") or DEFAULT_WINDOW_SECONDS)
+    except (TypeError, ValueError):
+        return DEFAULT_WINDOW_SECONDS
+    return window if window > 0 else DEFAULT_WINDOW_SECONDS
+
+
+def _check_fresh(channel: Channel, request: HttpRequest, now: dt.datetime) -> int:
+    """The request's (signed) timestamp, refused when it is outside the window."""
+    timestamp = request.GET.get("timestamp", "")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        raise _Refused(403, _("The timestamp must be the time in seconds since 1970 (Unix time)."))
+    window = _window_seconds(channel)
+    if abs(now.timestamp() - int(timestamp)) > window:
+        log.warning("WeChat channel %s: stale timestamp %s refused", channel.code, timestamp)
+        raise _Refused(
+            403,
+            _(
+                "The timestamp is more than %(seconds)s seconds away from the server's clock: "
+                "a replay, or a clock to set right."
+            )
+            % {"seconds": window},
+        )
+    return int(timestamp)
+
+
+def _check_not_replayed(
+    channel: Channel, request: HttpRequest, timestamp: int, now: dt.datetime
+) -> None:
+    """Remember the timestamp and nonce with the body; the same ones with another body are a
+    captured signature replayed."""
+    nonce = request.GET.get("nonce", "")
+    first_use = nonce_claim(
+        scope=f"wechat:{channel.pk}",
+        value=f"{timestamp}:{nonce}",
+        fingerprint=hashlib.sha256(request.body).hexdigest(),
+        expires_at=dt.datetime.fromtimestamp(timestamp + _window_seconds(channel), tz=dt.UTC),
+        now=now,
+    )
+    if not first_use:
+        log.warning("WeChat channel %s: replayed signature refused", channel.code)
+        raise _Refused(403, _("This signature was used already, with another message."))
 
 
 def _crypto(channel: Channel, token: str) -> WeChatCrypto:
@@ -164,13 +224,24 @@ def _reply_text(msg: BaseMessage, received: services.Received) -> str:
 def _receive(request: HttpRequest, channel: Channel) -> HttpResponse:
     token = channel.setting("token")
     safe = request.GET.get("encrypt_type", "") == "aes"
+    now = timezone.now()
     crypto = None
     if safe:
         crypto = _crypto(channel, token)
         xml = _decrypt(crypto, request)
+    elif channel.setting("aes_key"):
+        raise _Refused(
+            403,
+            _(
+                "This channel has an EncodingAESKey, so it takes only encrypted messages: choose "
+                "safe mode in the WeChat console, or remove the key from the channel's settings."
+            ),
+        )
     else:
         _check_signature(token, request)
         xml = request.body
+    timestamp = _check_fresh(channel, request, now)
+    _check_not_replayed(channel, request, timestamp, now)
     try:
         msg = parse_message(xml)
         inbound = _inbound(msg) if msg is not None else None
@@ -209,6 +280,7 @@ def wechat_callback(request: HttpRequest, code: str) -> HttpResponse:
             raise _Refused(403, _("The channel has no token set."))
         if request.method == "GET":
             _check_signature(channel.setting("token"), request)
+            _check_fresh(channel, request, timezone.now())
             return _text(request.GET.get("echostr", ""))
         return _receive(request, channel)
     except _Refused as refused:

@@ -33,6 +33,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from kefu.conversations.models import Channel, InboxQueue
 from kefu.conversations.visitors import visitor_token_make, visitor_token_read
+from kefu.core.csp import csp_frame_ancestors
 from kefu.core.exceptions import ValidationFailed
 from kefu.customers.contacts import ContactInvalid, phone_normalize
 
@@ -114,17 +115,15 @@ def widget_script(request: HttpRequest, code: str) -> HttpResponse:
 
 
 # --- The chat page ---------------------------------------------------------------------------
-def _frame_ancestors(channel: Channel) -> str:
+def _frame_ancestors(channel: Channel) -> list[str] | None:
     """The CSP frame-ancestors of the channel's `allowed_origins` (a list, or a string split on
-    commas and spaces); empty when the channel lists none (any site may embed the chat)."""
+    commas and spaces); None when the channel lists none (any site may embed the chat)."""
     allowed = channel.config.get("allowed_origins") or []
     if isinstance(allowed, str):
         allowed = re.split(r"[\s,]+", allowed)
     sources = [str(origin).strip().rstrip("/") for origin in allowed]
     sources = [source for source in sources if _ANCESTOR.match(source)]
-    if not sources:
-        return ""
-    return "frame-ancestors 'self' " + " ".join(dict.fromkeys(sources))
+    return list(dict.fromkeys(sources)) or None
 
 
 def _labels() -> dict[str, str]:
@@ -156,6 +155,7 @@ def chat_page(request: HttpRequest, code: str) -> HttpResponse:
     channel = _active_channel(code)
     if channel is None:
         response = render(request, "conversations/chat_unavailable.html", status=404)
+        csp_frame_ancestors(response, None)  # shown in the widget's frame on any site
         return response
     topics = _topics() if channel.has_prechat_form else []
     config = {
@@ -179,8 +179,8 @@ def chat_page(request: HttpRequest, code: str) -> HttpResponse:
         "stars": range(1, 6),
     }
     response = render(request, "conversations/chat_page.html", context)
-    if ancestors := _frame_ancestors(channel):
-        response["Content-Security-Policy"] = ancestors
+    # The page's policy (kefu.core.csp) with the sites that may frame it.
+    csp_frame_ancestors(response, _frame_ancestors(channel))
     response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     patch_cache_control(response, private=True, no_cache=True)

@@ -4,6 +4,11 @@ from django.utils.translation import gettext_lazy as _
 from kefu.notifications.selectors import notification_unread_count
 
 
+def csp_nonce(request):
+    """{{ csp_nonce }}: the nonce inline <script> and <style> blocks carry (kefu.core.csp)."""
+    return {"csp_nonce": getattr(request, "csp_nonce", "")}
+
+
 def navigation(request):
     """The app shell's modules: only those built and allowed to the user appear."""
     user = getattr(request, "user", None)

@@ -1,6 +1,8 @@
 """Building blocks shared by every app; no domain models live here."""
 
-from django.db import connection, models, transaction
+import datetime as dt
+
+from django.db import IntegrityError, connection, models, transaction
 from django.utils.translation import gettext_lazy as _
 
 
@@ -38,3 +40,41 @@ def sequence_next(name: str, *, count: int = 1) -> int:
             cursor.execute(sql, [count, name])
             row = cursor.fetchone()
     return row[0] - count + 1
+
+
+class SeenNonce(models.Model):
+    """A one-time value (a nonce with its timestamp) a signed request carried, kept until that
+    timestamp is outside the window the receiver accepts: a request coming back with it is a
+    replay. In the database, so every web process shares what it has seen."""
+
+    scope = models.CharField(max_length=100)
+    value = models.CharField(max_length=200)
+    # SHA-256 of what the value came with (the request body): the same request again is a retry.
+    fingerprint = models.CharField(max_length=64)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "value"], name="seennonce_scope_value_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.value}"
+
+
+def nonce_claim(
+    *, scope: str, value: str, fingerprint: str, expires_at: dt.datetime, now: dt.datetime
+) -> bool:
+    """Remember `value` in `scope` until `expires_at`. True the first time, and again when it
+    comes with the same fingerprint (the sender retrying the same request); False when it comes
+    back with anything else: a replay. Expired values are forgotten on the way."""
+    SeenNonce.objects.filter(expires_at__lte=now).delete()
+    try:
+        with transaction.atomic():
+            SeenNonce.objects.create(
+                scope=scope[:100], value=value[:200], fingerprint=fingerprint, expires_at=expires_at
+            )
+    except IntegrityError:
+        seen = SeenNonce.objects.filter(scope=scope[:100], value=value[:200]).first()
+        return seen is not None and seen.fingerprint == fingerprint
+    return True

@@ -17,7 +17,7 @@ from typing import Any
 import django_filters
 from django.conf import settings
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest
+from django.http import HttpRequest
 from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 
 from kefu.accounts.models import User
+from kefu.core.attachments import attachment_response
 from kefu.core.exceptions import NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
 from kefu.customers.models import Customer
@@ -1003,9 +1004,9 @@ def ticket_attachment_download_api(request: HttpRequest, ticket_id: int, attachm
     attachment = ticket.attachments.filter(pk=attachment_id).first()
     if attachment is None:
         raise NotFound(_("Attachment not found."), code="attachment_not_found")
-    return FileResponse(
+    return attachment_response(
         attachment.file.open("rb"),
-        as_attachment=True,
-        filename=attachment.name,
-        content_type=attachment.content_type or "application/octet-stream",
+        name=attachment.name,
+        content_type=attachment.content_type,
+        inline=False,
     )

@@ -23,6 +23,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
+from kefu.core.attachments import attachment_extensions
+from kefu.core.csp import csp_images_from_self
 from kefu.core.exceptions import DomainError, ValidationFailed
 from kefu.tickets import services
 from kefu.tickets.exceptions import TicketNotFound
@@ -76,7 +78,7 @@ class CustomerFileForm(forms.Form):
     file = forms.FileField(
         label=gettext_lazy("Photo or file"),
         widget=forms.ClearableFileInput(
-            attrs={"accept": ",".join(["image/*", *sorted(services.ATTACHMENT_EXTENSIONS)])}
+            attrs={"accept": ",".join(["image/*", *attachment_extensions()])}
         ),
         error_messages={"required": gettext_lazy("Choose a photo or file.")},
     )
@@ -99,6 +101,7 @@ def _private(response: HttpResponse) -> HttpResponse:
     response["Referrer-Policy"] = "same-origin"
     response["Cache-Control"] = "no-store"
     response["X-Robots-Tag"] = "noindex, nofollow"
+    csp_images_from_self(response)  # the page shows nothing from elsewhere
     return response
 
 

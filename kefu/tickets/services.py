@@ -7,7 +7,6 @@ and back to in progress when the customer objects within the reopen window.
 """
 
 import datetime as dt
-import mimetypes
 from decimal import Decimal, InvalidOperation
 from pathlib import PurePath
 from typing import Any
@@ -20,6 +19,7 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from kefu.accounts.models import Store, User
 from kefu.businesstime.selectors import work_calendar_get
+from kefu.core.attachments import attachment_check, attachment_content_type
 from kefu.core.exceptions import Forbidden, ValidationFailed
 from kefu.core.models import sequence_next
 from kefu.core.permissions import has_perm, require_perm
@@ -102,27 +102,6 @@ EDITABLE_FIELDS = (
     "order_ref",
     "tags",
 )
-
-ATTACHMENT_EXTENSIONS = {
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".gif",
-    ".webp",
-    ".heic",
-    ".pdf",
-    ".doc",
-    ".docx",
-    ".xls",
-    ".xlsx",
-    ".txt",
-    ".csv",
-    ".mp3",
-    ".amr",
-    ".wav",
-    ".m4a",
-    ".mp4",
-}
 
 
 def ticket_number_format(value: int) -> str:
@@ -1415,32 +1394,20 @@ def ticket_attach(
     from_customer: bool = False,
     now: dt.datetime | None = None,
 ) -> TicketAttachment:
-    """Keep a file on the ticket; size and type are limited (KEFU_ATTACHMENT_MAX_BYTES)."""
+    """Keep a file on the ticket; its type must be on the one list (core.attachments) and its
+    size at most KEFU_ATTACHMENT_MAX_BYTES."""
     now = now or timezone.now()
     ticket = _lock(actor=actor, ticket_id=ticket_id)
     _require_worker_or_handler(actor, ticket)
     if from_customer and not ticket.is_open:
         raise TicketTransitionNotAllowed(action=_("added to"), status=ticket.get_status_display())
     name = PurePath(getattr(upload, "name", "") or "file").name[:200]
-    suffix = PurePath(name).suffix.lower()
-    if suffix not in ATTACHMENT_EXTENSIONS:
-        raise ValidationFailed(
-            {"file": [_("Files of type %(type)s are not accepted.") % {"type": suffix or "?"}]}
-        )
-    if upload.size > settings.ATTACHMENT_MAX_BYTES:
-        raise ValidationFailed(
-            {
-                "file": [
-                    _("A file may be at most %(mb)s MB.")
-                    % {"mb": settings.ATTACHMENT_MAX_BYTES // (1024 * 1024)}
-                ]
-            }
-        )
+    attachment_check(name, upload.size)
     attachment = TicketAttachment(
         ticket=ticket,
         name=name,
         size=upload.size,
-        content_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+        content_type=attachment_content_type(name),
         uploaded_by=actor,
         is_from_customer=from_customer,
     )

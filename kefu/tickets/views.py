@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch
 from django.utils import timezone
@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from kefu.accounts.models import User
+from kefu.core.attachments import attachment_response
 from kefu.core.exceptions import DomainError, Forbidden, NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
 from kefu.customers.models import ContactPoint, Customer
@@ -330,11 +331,7 @@ def ticket_attachment(request: HttpRequest, pk: int, attachment_id: int) -> Http
         handle = attachment.file.open("rb")
     except (FileNotFoundError, ValueError):
         raise NotFound(_("The file is missing."), code="attachment_missing") from None
-    content_type = attachment.content_type or "application/octet-stream"
-    inline = content_type.startswith("image/") or content_type == "application/pdf"
-    return FileResponse(
-        handle, as_attachment=not inline, filename=attachment.name, content_type=content_type
-    )
+    return attachment_response(handle, name=attachment.name, content_type=attachment.content_type)
 
 
 # --- Actions on a ticket ----------------------------------------------------------------------

@@ -262,6 +262,28 @@ def test_mail_parse_leaves_out_files_over_the_limit_and_says_so():
     assert "大.pdf" in inbound.body
 
 
+def test_mail_parse_keeps_only_accepted_file_types_and_notes_the_others():
+    """A web page, an SVG and a program are not kept (one list for tickets, chat and mail); the
+    message says which files were left out, and the accepted ones are kept."""
+    # given
+    message = _mail("发票和截图见附件")
+    message.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="发票.pdf")
+    message.add_attachment("<script>alert(1)</script>", subtype="html", filename="invoice.html")
+    message.add_attachment(
+        b"<svg onload='alert(1)'/>", maintype="image", subtype="svg+xml", filename="logo.svg"
+    )
+    message.add_attachment(
+        b"MZ\x90\x00", maintype="application", subtype="octet-stream", filename="tool.exe"
+    )
+    # when
+    inbound = mail_parse(message.as_bytes())
+    # then
+    assert inbound.attachments == (("发票.pdf", b"%PDF-1.4"),)
+    assert inbound.data["refused_attachments"] == ["invoice.html", "logo.svg", "tool.exe"]
+    assert inbound.body.startswith("发票和截图见附件\n\n[")
+    assert "invoice.html, logo.svg, tool.exe" in inbound.body
+
+
 def test_imap_folder_names_are_modified_utf7():
     """Folder names follow RFC 3501 5.1.3 (its own example), quoted when they have spaces."""
     assert _imap_folder("INBOX") == "INBOX"
@@ -399,6 +421,29 @@ def test_without_envelope_the_to_header_picks_the_channel(mail_channel, online_a
     # then
     assert [r.conversation.channel for r in received] == [mail_channel]
     assert looped == []
+
+
+def test_a_mail_with_a_web_page_and_an_svg_keeps_neither(
+    mail_channel, online_agent, monday, settings, tmp_path
+):
+    """Stored: the mail's text with a note naming the files left out, and the accepted file."""
+    # given
+    settings.MEDIA_ROOT = tmp_path
+    message = _mail("请看附件")
+    message.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="小票.pdf")
+    message.add_attachment(
+        "<h1>hi</h1><script>alert(1)</script>", subtype="html", filename="a.html"
+    )
+    message.add_attachment(b"<svg/>", maintype="image", subtype="svg+xml", filename="b.svg")
+    # when
+    mail_receive(message.as_bytes(), [MAILBOX])
+    # then
+    stored = Message.objects.filter(direction=Message.Direction.IN)
+    assert sorted(m.attachment_name for m in stored if m.attachment) == ["小票.pdf"]
+    text = stored.get(attachment_name="小票.pdf").body
+    assert "a.html, b.svg" in text
+    assert not list(tmp_path.rglob("*.html"))
+    assert not list(tmp_path.rglob("*.svg"))
 
 
 # --- Replies and threads ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ HTMX fragments and errors; the list's constant query count."""
 import datetime as dt
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
@@ -146,7 +147,7 @@ def test_mine_lists_the_agents_open_chats(mine, waiting, others, online_agent):
     assert ">2 min</span>" in html
     assert "unread-dot" in html
     assert 'id="inbox-config"' in html
-    assert 'hx-trigger="every 10s [!window.kefuInboxLive], inbox-refresh from:body"' in html
+    assert 'hx-trigger="every 10s, inbox-refresh from:body"' in html
 
 
 def test_waiting_lists_chats_without_an_agent_offline_messages_flagged(
@@ -368,6 +369,27 @@ def test_another_agents_chat_offers_no_call(others, second_agent, online_agent, 
     answer = supervisor.post(call_url, headers=HX)
     assert answer.status_code == 200
     assert 'href="tel:+8613900001111"' in answer.content.decode()
+def test_a_stored_media_address_that_is_not_http_is_no_link(mine, online_agent):
+    """A message stored before addresses were checked, with a javascript: PicUrl, shows as
+    text: no href and no src carry it."""
+    # given
+    mine.messages.create(
+        channel=mine.channel,
+        direction=Message.Direction.IN,
+        kind=Message.Kind.IMAGE,
+        media_url="javascript:alert(document.cookie)",
+    )
+    mine.messages.create(
+        channel=mine.channel,
+        direction=Message.Direction.IN,
+        kind=Message.Kind.IMAGE,
+        media_url="https://mmbiz.qpic.cn/mmbiz_jpg/abc/0",
+    )
+    # when
+    html = client_for(online_agent).get(detail_url(mine)).content.decode()
+    # then
+    assert "javascript:" not in html.lower()
+    assert 'href="https://mmbiz.qpic.cn/mmbiz_jpg/abc/0"' in html
 
 
 def test_supervisor_may_reveal_the_phone_on_demand(mine, chat_supervisor):
@@ -532,6 +554,53 @@ def test_too_large_attachment_is_refused_naming_the_limit(mine, online_agent, se
     assert response.status_code == 200
     assert "Attachment: The file is larger than 10" in response.content.decode()
     assert not mine.messages.filter(author=online_agent).exists()
+
+
+def test_a_program_is_refused_naming_the_file(mine, online_agent, settings, tmp_path):
+    """An agent cannot send tool.exe: the reply box says which file and which types go."""
+    settings.MEDIA_ROOT = tmp_path
+    upload = SimpleUploadedFile("tool.exe", b"MZ\x90\x00", "application/octet-stream")
+    # when
+    response = client_for(online_agent).post(
+        url("message_send", mine), {"body": "装这个", "attachment": upload}, headers=HX
+    )
+    # then
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "tool.exe: files of type .exe are not accepted." in html
+    assert ".pdf" in html  # the accepted types are named
+    assert not mine.messages.filter(author=online_agent).exists()
+    assert not list(tmp_path.rglob("tool*.exe"))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "disposition", "content_type"),
+    [
+        ("照片.png", b"\x89PNG\r\n", "inline", "image/png"),
+        ("说明.html", b"<script>alert(1)</script>", "attachment", "application/octet-stream"),
+        ("logo.svg", b"<svg onload='alert(1)'/>", "attachment", "application/octet-stream"),
+    ],
+)
+def test_a_chat_file_opens_in_the_browser_only_when_it_is_a_picture_or_pdf(
+    mine, online_agent, settings, tmp_path, name, content, disposition, content_type
+):
+    """Files stored before the type list (or kept under another list) are still served safely:
+    a download under a type the browser cannot run, never sniffed."""
+    # given
+    settings.MEDIA_ROOT = tmp_path
+    message = mine.messages.create(
+        channel=mine.channel, direction=Message.Direction.IN, attachment_name=name
+    )
+    message.attachment.save(name, ContentFile(content))
+    # when
+    served = client_for(online_agent).get(
+        reverse("conversations:message_attachment", args=[mine.pk, message.pk])
+    )
+    # then
+    assert served.status_code == 200
+    assert served["Content-Disposition"].startswith(disposition)
+    assert served["Content-Type"] == content_type
+    assert served["X-Content-Type-Options"] == "nosniff"
 
 
 def test_note_is_added_for_agents_only(mine, online_agent):

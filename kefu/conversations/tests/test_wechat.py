@@ -4,6 +4,7 @@ messages to a small HTTP server on loopback standing in for api.weixin.qq.com.""
 
 import base64
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -21,6 +22,7 @@ from django.utils import translation
 from kefu.conversations.files import attachment_url
 from kefu.conversations.models import Channel, Conversation, Message
 from kefu.conversations.services import conversation_close, message_send
+from kefu.core.models import SeenNonce
 from kefu.tickets.tests.fixtures import at
 
 pytestmark = pytest.mark.django_db
@@ -40,8 +42,15 @@ def _sha1_sorted(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
-def _signed_query(token: str = TOKEN, **extra: str) -> dict[str, str]:
-    timestamp, nonce = "1796004000", "1320562132"
+_nonces = itertools.count(1320562132)
+NOW = "1796004000"  # MONDAY_10 as Unix time: WeChat signs with its (correct) clock
+
+
+def _signed_query(
+    token: str = TOKEN, *, timestamp: str = NOW, nonce: str = "", **extra: str
+) -> dict[str, str]:
+    """A request's signature: WeChat draws a new nonce for every request it sends."""
+    nonce = nonce or str(next(_nonces))
     return {
         "signature": _sha1_sorted(token, timestamp, nonce),
         "timestamp": timestamp,
@@ -223,7 +232,9 @@ def _zh(text: str) -> str:
 
 
 # --- URL verification --------------------------------------------------------------------------
-def test_url_verification_echoes_echostr_when_the_signature_is_right(wechat, official_account):
+def test_url_verification_echoes_echostr_when_the_signature_is_right(
+    monday, wechat, official_account
+):
     # when
     response = wechat.get(_url(official_account, _signed_query(echostr="5837397520316529")))
     # then
@@ -232,7 +243,7 @@ def test_url_verification_echoes_echostr_when_the_signature_is_right(wechat, off
     assert response["Content-Type"].startswith("text/plain")
 
 
-def test_url_verification_refuses_a_wrong_signature(wechat, official_account):
+def test_url_verification_refuses_a_wrong_signature(monday, wechat, official_account):
     # when: signed with another token
     response = wechat.get(_url(official_account, _signed_query("other", echostr="58373975")))
     # then
@@ -240,7 +251,7 @@ def test_url_verification_refuses_a_wrong_signature(wechat, official_account):
     assert b"58373975" not in response.content
 
 
-def test_unknown_or_inactive_channel_is_not_found(wechat, official_account):
+def test_unknown_or_inactive_channel_is_not_found(monday, wechat, official_account):
     # given
     official_account.is_active = False
     official_account.save()
@@ -254,7 +265,7 @@ def test_unknown_or_inactive_channel_is_not_found(wechat, official_account):
     assert unknown.status_code == 404
 
 
-def test_a_channel_without_a_token_refuses_everything(wechat, official_account):
+def test_a_channel_without_a_token_refuses_everything(monday, wechat, official_account):
     """With no token anyone could compute the signature."""
     # given
     official_account.config = {**official_account.config, "token": ""}
@@ -345,6 +356,26 @@ def test_image_message_keeps_the_picture_address_and_media_id(
     assert message.kind == Message.Kind.IMAGE
     assert message.media_url == "http://mmbiz.qpic.cn/mmbiz_jpg/abc123/0"
     assert message.data == {"media_id": "media_id_image_1"}
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "javascript:alert(document.cookie)",
+        "JavaScript:alert(1)",
+        "data:text/html,<b>x</b>",
+        " java\tscript:alert(1)",
+    ],
+)
+def test_an_image_whose_address_is_not_http_is_refused(
+    monday, wechat, official_account, online_agent, address
+):
+    # when
+    xml = _xml("image", PicUrl=address, MediaId="media_id_image_2", MsgId=6242412700123456099)
+    response = _push(wechat, official_account, xml)
+    # then
+    assert response.status_code == 400
+    assert not Message.objects.exists()
 
 
 def test_voice_message_keeps_the_recognised_text(monday, wechat, official_account, online_agent):
@@ -492,10 +523,12 @@ def test_a_malformed_push_is_a_bad_request(monday, wechat, official_account, onl
 
 
 # --- Safe mode ---------------------------------------------------------------------------------
-def _safe_push(client: Client, channel: Channel, plain: str, *, token: str = TOKEN):
+def _safe_push(
+    client: Client, channel: Channel, plain: str, *, token: str = TOKEN, timestamp: str = NOW
+):
     """The body carries only ToUserName and Encrypt; msg_signature signs the ciphertext."""
     encrypted = _encrypt(plain)
-    query = _signed_query(openid=OPENID, encrypt_type="aes")
+    query = _signed_query(token, timestamp=timestamp, openid=OPENID, encrypt_type="aes")
     query["msg_signature"] = _sha1_sorted(token, query["timestamp"], query["nonce"], encrypted)
     body = (
         f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
@@ -558,6 +591,128 @@ def test_safe_mode_with_a_broken_aes_key_in_the_settings_is_refused(monday, wech
     # then
     assert response.status_code == 403
     assert not Message.objects.exists()
+
+
+# --- Stale and replayed requests ---------------------------------------------------------------
+# WeChat's plain-mode signature covers the token, the timestamp and the nonce, not the body: a
+# captured signature is good for any body. Kefu refuses timestamps outside a window and remembers
+# each (timestamp, nonce) with the body it came with until the timestamp leaves the window.
+A_YEAR_AGO = str(int(NOW) - 365 * 24 * 3600)
+
+
+def test_a_push_with_a_year_old_timestamp_is_refused(monday, wechat, official_account):
+    # when: correctly signed, but with a timestamp of a year ago
+    query = _signed_query(timestamp=A_YEAR_AGO, openid=OPENID)
+    response = _push(wechat, official_account, _text_xml("去年的消息", 31), query=query)
+    # then
+    assert response.status_code == 403
+    assert not Message.objects.exists()
+
+
+def test_a_timestamp_just_inside_the_window_is_taken(
+    monday, wechat, official_account, online_agent
+):
+    # when: WeChat's clock four minutes behind Kefu's
+    query = _signed_query(timestamp=str(int(NOW) - 240), openid=OPENID)
+    response = _push(wechat, official_account, _text_xml("你好", 32), query=query)
+    # then
+    assert response.status_code == 200
+    assert Message.objects.filter(direction=Message.Direction.IN).count() == 1
+
+
+def test_a_captured_signature_reused_with_a_forged_body_is_refused(
+    monday, wechat, official_account, online_agent
+):
+    """The attack of the report: a genuine push's signature, timestamp and nonce, replayed with a
+    body that makes up a new customer."""
+    # given: a genuine push
+    captured = _signed_query(openid=OPENID)
+    assert _push(wechat, official_account, _text_xml("你好", 33), query=captured).status_code == 200
+    # when: the same query string with a forged body
+    forged = _text_xml("我要退款到这个账户", 34, sender="oFORGED_customer_openid")
+    response = _push(wechat, official_account, forged, query=captured)
+    # then
+    assert response.status_code == 403
+    assert not Message.objects.filter(body="我要退款到这个账户").exists()
+    assert not Conversation.objects.filter(identity__key="oFORGED_customer_openid").exists()
+
+
+def test_the_same_request_again_is_a_retry_and_is_answered_success(
+    monday, wechat, official_account, online_agent
+):
+    """If WeChat retries with the very same query string and body, that is no attack: the
+    message is stored once and the retry gets "success"."""
+    query, xml = _signed_query(openid=OPENID), _text_xml("在吗", 35)
+    # when
+    first = _push(wechat, official_account, xml, query=query)
+    again = _push(wechat, official_account, xml, query=query)
+    # then
+    assert _passive(first)["Content"] == official_account.greeting
+    assert (again.status_code, again.content) == (200, b"success")
+    assert Message.objects.filter(direction=Message.Direction.IN).count() == 1
+
+
+def test_a_remembered_nonce_is_forgotten_when_its_timestamp_leaves_the_window(
+    monday, wechat, official_account, online_agent
+):
+    # given
+    _push(wechat, official_account, _text_xml("你好", 36))
+    assert SeenNonce.objects.count() == 1
+    # when: ten minutes later, the next push
+    monday.shift(600)
+    query = _signed_query(timestamp=str(int(NOW) + 600), openid=OPENID)
+    _push(wechat, official_account, _text_xml("还在吗", 37), query=query)
+    # then: only the new one is remembered
+    assert SeenNonce.objects.count() == 1
+    assert SeenNonce.objects.get().value.startswith(str(int(NOW) + 600))
+
+
+def test_url_verification_with_a_stale_timestamp_is_refused(monday, wechat, official_account):
+    # when
+    query = _signed_query(timestamp=A_YEAR_AGO, echostr="5837397520316529")
+    response = wechat.get(_url(official_account, query))
+    # then
+    assert response.status_code == 403
+    assert b"5837397520316529" not in response.content
+
+
+def test_safe_mode_refuses_a_year_old_timestamp(monday, wechat, safe_account, online_agent):
+    # when: the ciphertext and msg_signature are right, the time is not
+    response = _safe_push(wechat, safe_account, _text_xml("旧消息", 38), timestamp=A_YEAR_AGO)
+    # then
+    assert response.status_code == 403
+    assert not Message.objects.exists()
+
+
+def test_an_account_in_safe_mode_refuses_plain_pushes(monday, wechat, safe_account, online_agent):
+    """Once the channel has its EncodingAESKey, a push without encryption is refused: else a
+    signature captured from a safe-mode push (WeChat sends `signature` there too) would carry
+    a forged plain body."""
+    # when
+    response = _push(wechat, safe_account, _text_xml("明文伪造", 39))
+    # then
+    assert response.status_code == 403
+    assert not Message.objects.exists()
+
+
+def test_safe_mode_refuses_a_replayed_nonce_with_another_ciphertext(
+    monday, wechat, safe_account, online_agent
+):
+    # given: a genuine encrypted push
+    encrypted = _encrypt(_text_xml("你好", 40))
+    query = _signed_query(openid=OPENID, encrypt_type="aes")
+    query["msg_signature"] = _sha1_sorted(TOKEN, query["timestamp"], query["nonce"], encrypted)
+    body = f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+    assert _push(wechat, safe_account, body, query=query).status_code == 200
+    # when: its timestamp and nonce again, with another body (which msg_signature would not
+    # cover either: it is refused for both reasons)
+    other = _encrypt(_text_xml("伪造", 41))
+    response = _push(
+        wechat, safe_account, f"<xml><Encrypt><![CDATA[{other}]]></Encrypt></xml>", query=query
+    )
+    # then
+    assert response.status_code == 403
+    assert Message.objects.filter(direction=Message.Direction.IN).count() == 1
 
 
 # --- The survey --------------------------------------------------------------------------------

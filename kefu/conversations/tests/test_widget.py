@@ -53,7 +53,9 @@ def test_chat_page_can_be_embedded_in_another_site(client, web_chat):
     # then
     assert response.status_code == 200
     assert "X-Frame-Options" not in response
-    assert "Content-Security-Policy" not in response
+    policy = response["Content-Security-Policy"]
+    assert "frame-ancestors" not in policy
+    assert "script-src 'self' 'nonce-" in policy
     html = response.content.decode()
     for element in ('id="chat-messages"', 'id="chat-input"', 'id="chat-send"', 'id="chat-config"'):
         assert element in html
@@ -70,9 +72,20 @@ def test_chat_page_limits_embedding_to_the_channels_allowed_origins(client, web_
     # when
     response = client.get("/chat/site/")
     # then
-    assert response["Content-Security-Policy"] == (
-        "frame-ancestors 'self' https://shop.example *.example.cn"
-    )
+    policy = response["Content-Security-Policy"]
+    assert policy.endswith("; frame-ancestors 'self' https://shop.example *.example.cn")
+    # the accent colour comes in the one inline block, with the response's nonce
+    nonce = policy.split("'nonce-")[1].split("'")[0]
+    assert f'<style nonce="{nonce}">' in response.content.decode()
+
+
+def test_a_switched_off_chat_says_so_inside_any_sites_frame(client, web_chat):
+    web_chat.is_active = False
+    web_chat.save()
+    response = client.get("/chat/site/")
+    assert response.status_code == 404
+    assert "X-Frame-Options" not in response
+    assert "frame-ancestors" not in response["Content-Security-Policy"]
 
 
 def test_chat_page_shows_the_prechat_form_with_the_queues_topics(client, web_chat):

@@ -14,7 +14,7 @@
  * - Times are shown in the department's time zone (config.time_zone, as on the server-rendered
  *   messages), never the browser's.
  * - Reconnects with exponential backoff; while the socket is down the list polls every 10 s
- *   (hx-trigger filter on window.kefuInboxLive).
+ *   (the list's own "every 10s" requests are called off while the socket is live).
  */
 (function () {
   "use strict";
@@ -46,6 +46,18 @@
   var keepScroll = null;
 
   window.kefuInboxLive = false;
+
+  // The list polls every 10 s only while the socket is down; when it is live, events refresh
+  // the list ("inbox-refresh"). Done here, not with an hx-trigger filter: htmx would eval that,
+  // and the page's Content-Security-Policy allows no eval.
+  document.body.addEventListener("htmx:confirm", function (event) {
+    var trigger = event.detail && event.detail.triggeringEvent;
+    var list = event.detail && event.detail.elt;
+    if (window.kefuInboxLive && list && list.id === "inbox-list" &&
+        !(trigger && trigger.type === "inbox-refresh")) {
+      event.preventDefault();
+    }
+  });
 
   // --- Small helpers -------------------------------------------------------------------------
   function one(selector, root) {

@@ -239,7 +239,7 @@ def test_a_photo_is_kept_and_an_exe_refused(browser, complaint, settings, tmp_pa
         {"action": "file", "file": SimpleUploadedFile("invoice.exe", b"MZ\x90\x00", "image/jpeg")},
     )
     assert refused.status_code == 200
-    assert "Files of type .exe are not accepted." in refused.content.decode()
+    assert "invoice.exe: files of type .exe are not accepted." in refused.content.decode()
     assert not complaint.attachments.exists()
 
     kept = browser.post(

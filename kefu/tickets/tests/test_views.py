@@ -611,6 +611,30 @@ def test_attachment_of_a_forbidden_type_shows_the_error(settings, tmp_path, agen
     assert not ticket.attachments.exists()
 
 
+def test_an_svg_stored_before_the_type_list_is_downloaded_not_shown(
+    settings, tmp_path, agent, ticket
+):
+    """An image/svg+xml file can run script when opened: it comes as a download, never sniffed."""
+    from django.core.files.base import ContentFile
+
+    from kefu.tickets.models import TicketAttachment
+
+    settings.MEDIA_ROOT = tmp_path
+    attachment = TicketAttachment(
+        ticket=ticket, name="logo.svg", size=24, content_type="image/svg+xml", uploaded_by=agent
+    )
+    attachment.file.save("logo.svg", ContentFile(b"<svg onload='alert(1)'/>"), save=False)
+    attachment.save()
+    # when
+    response = client_for(agent).get(
+        reverse("tickets:ticket_attachment", args=[ticket.pk, attachment.pk])
+    )
+    # then
+    assert response["Content-Disposition"].startswith("attachment")
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
 # --- Navigation -------------------------------------------------------------------------------
 
 
