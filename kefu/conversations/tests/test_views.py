@@ -369,6 +369,8 @@ def test_another_agents_chat_offers_no_call(others, second_agent, online_agent, 
     answer = supervisor.post(call_url, headers=HX)
     assert answer.status_code == 200
     assert 'href="tel:+8613900001111"' in answer.content.decode()
+
+
 def test_a_stored_media_address_that_is_not_http_is_no_link(mine, online_agent):
     """A message stored before addresses were checked, with a javascript: PicUrl, shows as
     text: no href and no src carry it."""
