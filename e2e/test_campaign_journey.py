@@ -1,7 +1,8 @@
 """A bulk message from audience to outbox, in a real browser against a real server: the records
 officer builds a segment (the VIP members of one store) and sees who it reaches before saving
-it, writes an SMS template and sends herself a test, creates the campaign, sends it and finds
-the messages in the outbox.
+it, writes an SMS template and sends herself a test (with the 【签名】 and the 回T退订 footer),
+creates the campaign, confirms the recipients and SMS it makes, sends it and finds the messages
+in the outbox.
 
 The server's task queue runs inline (immediate mode under pytest) and a live-server request
 commits, so pressing Send queues and dispatches the campaign within that request.
@@ -30,8 +31,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 expect.set_options(timeout=10_000)
 
 
-def test_records_officer_sends_a_campaign_to_a_store_s_vips(page, log_in, shot):
-    # given: two stores, VIP members of both, and a normal customer
+def test_records_officer_sends_a_campaign_to_a_store_s_vips(page, log_in, shot, settings):
+    # given: the SMS signature, two stores, VIP members of both, and a normal customer
+    settings.CAMPAIGN_SIGNATURES = {"sms": "康宁大药房"}
     UserFactory(username="dangan", role="records_officer", display_name="档案刘")
     renmin = StoreFactory(code="S001", name="人民路店")
     jiefang = StoreFactory(code="S002", name="解放路店")
@@ -74,6 +76,9 @@ def test_records_officer_sends_a_campaign_to_a_store_s_vips(page, log_in, shot):
     panel.locator("input[name=to]").fill("13800138000")
     panel.locator("button[type=submit]").click()
     expect(page.get_by_test_id("test-sent")).to_contain_text("+8613800138000")
+    expect(page.get_by_test_id("test-body")).to_have_text(
+        re.compile(r"^【康宁大药房】\[测试\].*回T退订$")
+    )
     shot(page, "campaign-2-template-test-sent")
 
     # 3. the campaign, with the message previewed for a customer of the segment
@@ -84,9 +89,18 @@ def test_records_officer_sends_a_campaign_to_a_store_s_vips(page, log_in, shot):
     with page.expect_navigation(url=re.compile(r"/campaigns/\d+/$")):
         page.get_by_test_id("campaign-save").click()
     campaign = Campaign.objects.get()
-    expect(page.get_by_test_id("sample-body")).to_contain_text("王芳您好，人民路店本周六会员日")
+    expect(page.get_by_test_id("sample-body")).to_have_text(
+        "【康宁大药房】王芳您好，人民路店本周六会员日，全场9折。回T退订"
+    )
 
-    # 4. send it: the page comes back with the counts of a finished campaign
+    # 4. send it: she confirms 2 recipients and 2 SMS; the page comes back with the counts of a
+    # finished campaign
+    launch = page.get_by_test_id("launch-panel")
+    expect(launch.get_by_test_id("estimate-recipients")).to_have_text("2")
+    expect(launch.get_by_test_id("estimate-segments")).to_contain_text("2")
+    page.get_by_test_id("campaign-launch").click()  # not without the tick
+    assert Campaign.objects.get().status == Campaign.Status.DRAFT
+    launch.locator("input[name=confirmed]").check()
     with page.expect_navigation(url=re.compile(rf"/campaigns/{campaign.pk}/$")):
         page.get_by_test_id("campaign-launch").click()
     counts = page.get_by_test_id("campaign-counts")
@@ -102,7 +116,7 @@ def test_records_officer_sends_a_campaign_to_a_store_s_vips(page, log_in, shot):
     page.goto("/campaigns/outbox/")
     table = page.get_by_test_id("outbox-table")
     expect(table.locator("tbody tr")).to_have_count(3)
-    expect(table).to_contain_text("李强您好，人民路店本周六会员日，全场9折。")
+    expect(table).to_contain_text("【康宁大药房】李强您好，人民路店本周六会员日，全场9折。回T退订")
     expect(table).to_contain_text("王芳")
     expect(table).not_to_contain_text("赵敏")
     shot(page, "campaign-4-outbox")

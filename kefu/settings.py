@@ -212,6 +212,9 @@ HUEY = {
         "periodic": True,
     },
 }
+# A worker's claim on work only one may do at a time (an SMS gateway's dispatch, a mailbox poll)
+# lapses this many seconds after its last renewal, so a killed worker's work is taken over then.
+LEASE_SECONDS = max(int(os.environ.get("KEFU_LEASE_SECONDS", "60")), 2)
 # Daily backup by the worker (PRODUCT §2.12): hour in Asia/Shanghai, empty to switch it off.
 BACKUP_DAILY_HOUR = os.environ.get("KEFU_BACKUP_DAILY_HOUR", "2")
 BACKUP_KEEP = int(os.environ.get("KEFU_BACKUP_KEEP", "14"))
@@ -272,6 +275,18 @@ CAMPAIGN_RATES = {
     "email": int(os.environ.get("KEFU_EMAIL_RATE", "10")),
     "wechat": int(os.environ.get("KEFU_WECHAT_RATE", "100")),
 }
+# The sender signature (【签名】) each gateway puts before every message: SMS in China must
+# carry the one registered with the provider ("康宁大药房" or "【康宁大药房】").
+CAMPAIGN_SIGNATURES = {"sms": os.environ.get("KEFU_SMS_SIGNATURE", "").strip()}
+# The opt-out footer of marketing SMS; empty: "回T退订" (in the department's language).
+SMS_OPTOUT_TEXT = os.environ.get("KEFU_SMS_OPTOUT_TEXT", "").strip()
+# Marketing SMS are not sent between these times (TIME_ZONE); a dispatch that reaches them waits
+# until they end. Transactional messages (reminders, verification) are exempt. Empty: none.
+SMS_QUIET_HOURS = os.environ.get("KEFU_SMS_QUIET_HOURS", "" if TESTING else "21:00-08:00").strip()
+# A campaign reaching more recipients than this waits for a manager's approval; 0: never.
+CAMPAIGN_APPROVAL_THRESHOLD = max(
+    int(os.environ.get("KEFU_CAMPAIGN_APPROVAL_THRESHOLD", "1000")), 0
+)
 # Hour of the day (Asia/Shanghai) the worker sends birthday and holiday greetings.
 GREETING_HOUR = int(os.environ.get("KEFU_GREETING_HOUR", "9"))
 

@@ -143,6 +143,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _CHAT_WORK
     + _CHAT_LEAD
     + _CAMPAIGNS
+    + ["campaigns.approve_campaign"]  # bulk messages above KEFU_CAMPAIGN_APPROVAL_THRESHOLD
     + _APPOINTMENTS
     + ["appointments.record_visit"],
     Role.DIRECTOR: _CUSTOMER_WORK

@@ -268,6 +268,7 @@ def appointment_record_visit(
 def appointment_remind(*, appointment_id: int, now: dt.datetime | None = None) -> bool:
     """Send the customer the reminder for tomorrow's visit, once (SMS through the gateway)."""
     from kefu.campaigns.gateways import GatewayError, gateway_for
+    from kefu.campaigns.sms import sms_compose
     from kefu.customers.models import ContactPoint
 
     now = now or timezone.now()
@@ -308,7 +309,7 @@ def appointment_remind(*, appointment_id: int, now: dt.datetime | None = None) -
             gateway_for("sms").send(
                 to=phone,
                 subject="",
-                body=body,
+                body=sms_compose(body, marketing=False),  # 【签名】; transactional: no footer
                 reference=f"appointment-{appointment.pk}-reminder",
                 customer=appointment.customer,
             )

@@ -1,11 +1,13 @@
 """Bulk messages and member care under /api/v1/campaigns: segments (with a preview that saves
-nothing), message templates and their test send, campaigns with recipient counts, launching and
-cancelling them, their recipients, opt-outs and member benefits.
+nothing), message templates and their test send, campaigns with recipient counts, what sending
+one takes (recipients and SMS segments, to confirm when launching it), launching, approving,
+refusing and cancelling them, their timeline and recipients, opt-outs and member benefits.
 
 Reads check the view permission here; writes go through the services, which check theirs.
 Addresses are always masked.
 """
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -18,6 +20,7 @@ from kefu.campaigns import services
 from kefu.campaigns.forms import TestSendForm
 from kefu.campaigns.models import (
     Campaign,
+    CampaignEvent,
     CampaignRecipient,
     MemberBenefit,
     MessageTemplate,
@@ -25,6 +28,7 @@ from kefu.campaigns.models import (
 )
 from kefu.campaigns.selectors import (
     address_masked,
+    campaign_estimate,
     primary_phone,
     recipient_counts,
     segment_preview,
@@ -95,6 +99,10 @@ class TemplateOut(Schema):
     name: str
     gateway: str = Field(description="sms, email or wechat")
     purpose: str
+    is_marketing: bool = Field(
+        description="Marketing messages carry the SMS opt-out footer and wait out quiet hours;"
+        " reminders, appointment reminders and verification codes are transactional."
+    )
     subject: str
     body: str
     gift: str
@@ -109,7 +117,8 @@ class TemplateIn(Schema):
     gateway: str = Field("", description="sms, email or wechat")
     purpose: str = Field(
         MessageTemplate.Purpose.OTHER,
-        description="birthday, holiday, promotion, member_benefit, health_tip, reminder, other",
+        description="birthday, holiday, promotion, member_benefit, health_tip, reminder,"
+        " appointment_reminder, verification, other",
     )
     subject: str = ""
     body: str = Field(
@@ -129,24 +138,80 @@ class TestSendOut(Schema):
     to: str
     gateway: str
     provider_id: str = Field(description="outbox-<id> when the local outbox recorded it.")
+    body: str = Field(description="The text sent, with the SMS signature and opt-out footer.")
+    segments: int | None = Field(description="SMS: how many SMS the text makes.")
 
 
 class CampaignOut(Schema):
     id: int
     name: str
     kind: str
-    status: str = Field(description="draft, scheduled, queued, sending, done or cancelled")
+    status: str = Field(
+        description="draft, awaiting_approval, scheduled, queued, sending, done or cancelled"
+    )
     template: Ref
     gateway: str
+    is_marketing: bool
     segment: Ref | None
     scheduled_at: dt.datetime | None
     queued_at: dt.datetime | None
     finished_at: dt.datetime | None
     created_at: dt.datetime
+    launched_by: str | None
+    launched_at: dt.datetime | None
+    confirmed_count: int | None = Field(description="Recipients confirmed at launch.")
+    estimated_segments: int | None = Field(description="SMS segments estimated at launch.")
+    approved_by: str | None
+    approved_at: dt.datetime | None
     total: int = Field(description="Recipients written so far.")
     counts: dict[str, int] = Field(
-        description="Recipients by status: pending, sending, sent, failed, opted_out, no_address"
+        description="Recipients by status: pending, sending, sent, failed, unconfirmed,"
+        " opted_out, no_address"
     )
+
+
+class CampaignEstimateOut(Schema):
+    recipients: int = Field(description="Messages that would go out now: pass as confirm_count.")
+    opted_out: int
+    no_address: int
+    segments: int | None = Field(
+        description="SMS: how many SMS the messages make together, signature and footer counted"
+        " (70 characters in one, 67 per part when longer; 160/153 for plain Latin)."
+    )
+    longest: int | None = Field(description="SMS: characters of the longest message.")
+    longest_segments: int | None = Field(description="SMS: segments of the longest message.")
+    is_marketing: bool
+    quiet_hours: str = Field(description="Quiet hours of marketing SMS, e.g. 21:00–08:00.")
+    quiet_until: dt.datetime | None = Field(
+        description="When sending would start, if it would start in quiet hours."
+    )
+    signature: str = Field(description="SMS: the sender signature 【…】 put before the text.")
+    approval_threshold: int = Field(description="Above this many recipients a manager approves.")
+    needs_approval: bool
+
+
+class CampaignLaunchIn(Schema):
+    confirm_count: int | None = Field(
+        None,
+        ge=0,
+        le=100_000_000,
+        description="The number of recipients you confirm (see /estimate); required.",
+    )
+
+
+class CampaignRefuseIn(Schema):
+    reason: str = Field("", max_length=500)
+
+
+class CampaignEventOut(Schema):
+    kind: str = Field(
+        description="created, launched, approval_requested, approved, refused, started, resumed,"
+        " finished or cancelled"
+    )
+    kind_label: str
+    actor: str | None
+    data: dict[str, Any]
+    created_at: dt.datetime
 
 
 class CampaignPage(Schema):
@@ -275,6 +340,10 @@ def _template_out(t: MessageTemplate) -> dict:
     return {name: getattr(t, name) for name in TemplateOut.model_fields} | {"id": t.pk}
 
 
+def _person(user) -> str | None:
+    return str(user) if user is not None else None
+
+
 def _campaign_out(c: Campaign, counts: dict[str, int]) -> dict:
     return {
         "id": c.pk,
@@ -283,18 +352,25 @@ def _campaign_out(c: Campaign, counts: dict[str, int]) -> dict:
         "status": c.status,
         "template": {"id": c.template.pk, "name": c.template.name},
         "gateway": c.template.gateway,
+        "is_marketing": c.template.is_marketing,
         "segment": {"id": c.segment.pk, "name": c.segment.name} if c.segment else None,
         "scheduled_at": c.scheduled_at,
         "queued_at": c.queued_at,
         "finished_at": c.finished_at,
         "created_at": c.created_at,
+        "launched_by": _person(c.launched_by),
+        "launched_at": c.launched_at,
+        "confirmed_count": c.confirmed_count,
+        "estimated_segments": c.estimated_segments,
+        "approved_by": _person(c.approved_by),
+        "approved_at": c.approved_at,
         "total": sum(counts.values()),
         "counts": counts,
     }
 
 
 def _campaigns() -> Any:
-    return Campaign.objects.select_related("template", "segment")
+    return Campaign.objects.select_related("template", "segment", "launched_by", "approved_by")
 
 
 def _campaign_detail(campaign_id: int) -> dict:
@@ -402,13 +478,19 @@ def template_test_send_api(request: HttpRequest, template_id: int, payload: Test
     customer_id = None
     if payload.customer_id is not None:
         customer_id = customer_get_for_user(user=request.auth, customer_id=payload.customer_id).pk
-    provider_id = services.campaign_test_send(
+    sent = services.campaign_test_send(
         actor=request.auth,
         template_id=template.pk,
         to=form.cleaned_data["to"],
         customer_id=customer_id,
     )
-    return {"to": form.cleaned_data["to"], "gateway": template.gateway, "provider_id": provider_id}
+    return {
+        "to": form.cleaned_data["to"],
+        "gateway": template.gateway,
+        "provider_id": sent.provider_id,
+        "body": sent.body,
+        "segments": sent.segments,
+    }
 
 
 # --- Campaigns ------------------------------------------------------------------------------------
@@ -444,15 +526,71 @@ def campaign_detail_api(request: HttpRequest, campaign_id: int):
     return _campaign_detail(campaign_id)
 
 
+@router.get(
+    "/{int:campaign_id}/estimate",
+    response=CampaignEstimateOut,
+    summary="What sending it now takes: recipients, SMS segments, quiet hours, approval",
+)
+def campaign_estimate_api(request: HttpRequest, campaign_id: int):
+    require_perm(request.auth, "campaigns.view_campaign")
+    campaign = _campaigns().filter(pk=campaign_id).first()
+    if campaign is None:
+        raise NotFound(_("Campaign not found."))
+    estimate = campaign_estimate(campaign, now=timezone.now())
+    return {
+        **{f.name: getattr(estimate, f.name) for f in dataclasses.fields(estimate)},
+        "needs_approval": estimate.needs_approval,
+    }
+
+
 @router.post(
     "/{int:campaign_id}/launch",
     response=CampaignOut,
     summary="Send now, or schedule for its time",
 )
-def campaign_launch_api(request: HttpRequest, campaign_id: int):
-    """A draft is queued (or scheduled when its send time is ahead); 409 when launched already."""
-    services.campaign_launch(actor=request.auth, campaign_id=campaign_id)
+def campaign_launch_api(request: HttpRequest, campaign_id: int, payload: CampaignLaunchIn):
+    """A draft is queued (or scheduled when its send time is ahead). `confirm_count` must be
+    the number of recipients it reaches now (GET /estimate): 422 naming `confirm_count` when it
+    is missing or the audience has changed. Above the approval threshold it goes to
+    `awaiting_approval` unless you may approve. 409 when launched already."""
+    services.campaign_launch(
+        actor=request.auth, campaign_id=campaign_id, confirm_count=payload.confirm_count
+    )
     return _campaign_detail(campaign_id)
+
+
+@router.post("/{int:campaign_id}/approve", response=CampaignOut, summary="Approve a large campaign")
+def campaign_approve_api(request: HttpRequest, campaign_id: int):
+    """Managers: a campaign awaiting approval is sent (or scheduled); 409 when not awaiting."""
+    services.campaign_approve(actor=request.auth, campaign_id=campaign_id)
+    return _campaign_detail(campaign_id)
+
+
+@router.post("/{int:campaign_id}/refuse", response=CampaignOut, summary="Refuse a large campaign")
+def campaign_refuse_api(request: HttpRequest, campaign_id: int, payload: CampaignRefuseIn):
+    """Managers: back to a draft, with the reason (required) told to whoever launched it."""
+    services.campaign_refuse(actor=request.auth, campaign_id=campaign_id, reason=payload.reason)
+    return _campaign_detail(campaign_id)
+
+
+@router.get(
+    "/{int:campaign_id}/events", response=list[CampaignEventOut], summary="A campaign's timeline"
+)
+def campaign_events_api(request: HttpRequest, campaign_id: int):
+    require_perm(request.auth, "campaigns.view_campaign")
+    if not Campaign.objects.filter(pk=campaign_id).exists():
+        raise NotFound(_("Campaign not found."))
+    events = CampaignEvent.objects.filter(campaign_id=campaign_id).select_related("actor")
+    return [
+        {
+            "kind": e.kind,
+            "kind_label": e.get_kind_display(),
+            "actor": _person(e.actor),
+            "data": e.data,
+            "created_at": e.created_at,
+        }
+        for e in events.order_by("created_at", "id")
+    ]
 
 
 @router.post("/{int:campaign_id}/cancel", response=CampaignOut, summary="Stop a campaign")

@@ -8,4 +8,4 @@ class CampaignsConfig(AppConfig):
     verbose_name = _("Campaigns and member care")
 
     def ready(self) -> None:
-        from kefu.campaigns import signals  # noqa: F401  (connects the receivers)
+        from kefu.campaigns import checks, signals  # noqa: F401  (registers them)

@@ -130,6 +130,10 @@ class TemplateForm(ServiceForm):
         label=_("Purpose"),
         choices=MessageTemplate.Purpose.choices,
         initial=MessageTemplate.Purpose.OTHER,
+        help_text=_(
+            "Reminders, appointment reminders and verification codes are transactional: sent at"
+            " any hour, without the opt-out footer. Every other purpose is marketing."
+        ),
     )
     subject = forms.CharField(
         label=_("Subject"), max_length=200, required=False, help_text=_("E-mail only.")
@@ -196,6 +200,25 @@ class CampaignForm(ServiceForm):
             "segment": data["segment"].pk,
             "scheduled_at": data.get("scheduled_at"),
         }
+
+
+class CampaignLaunchForm(forms.Form):
+    """The confirmation before sending: the recipients the page showed, and a tick."""
+
+    confirm_count = forms.IntegerField(min_value=0, max_value=100_000_000, widget=forms.HiddenInput)
+    confirmed = forms.BooleanField(
+        label=_("I have checked the message and the number of recipients."),
+        error_messages={"required": _("Tick the box to confirm the recipients and the message.")},
+    )
+
+
+class CampaignRefuseForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Why"),
+        max_length=500,
+        widget=forms.Textarea({"rows": 2}),
+        error_messages={"required": _("Say why, for whoever launched it.")},
+    )
 
 
 class RecipientFilterForm(forms.Form):

@@ -4,13 +4,18 @@ The interface every gateway implements (a provider adapter is one class):
 
     class MyGateway:
         name = "my-sms"                       # shown on recipients and in logs
+        idempotent = False                    # True: the provider drops a repeated reference
         def send(self, *, to, subject, body, reference, customer, template_id="") -> str:
             '''Send one message; return the provider's id. Raise GatewayError on refusal.'''
 
-`to` is the address (a phone number in E.164, an e-mail address, a WeChat openid),
-`template_id` the provider's template (WeChat template messages, SMS templates), and
+`to` is the address (a phone number in E.164, an e-mail address, a WeChat openid), `body` the
+text as the customer reads it (an SMS with its 【签名】 first and, when marketing, the opt-out
+footer last; an adapter whose provider adds the registered signature itself strips the leading
+【…】), `template_id` the provider's template (WeChat template messages, SMS templates), and
 `reference` a stable id of the message ("campaign-12-recipient-345") that a provider able to
-de-duplicate should receive as its idempotency key. The local outbox (the default for SMS and
+de-duplicate should receive as its idempotency key. Such an adapter sets `idempotent = True`: a
+message a killed worker had handed over unconfirmed is then sent again under its reference
+instead of being left for a person to check. The local outbox (the default for SMS and
 WeChat, and for e-mail without KEFU_SMTP_HOST) records every message as an OutboxMessage shown
 in the app; e-mail goes over real SMTP when KEFU_SMTP_HOST is set. A custom provider is named by
 its dotted path in KEFU_SMS_GATEWAY / KEFU_WECHAT_GATEWAY; KEFU_WECHAT_GATEWAY=wechat sends

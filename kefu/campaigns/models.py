@@ -1,8 +1,14 @@
 """Bulk messages (群发) and member care: templates, saved segments, campaigns with one row per
 recipient, the local outbox, opt-outs and the benefits members were given.
 
-A recipient row is unique per campaign and customer and moves pending → sending → sent (or
-failed / skipped); a retried send takes only pending rows, so nobody is messaged twice.
+A recipient row is unique per campaign and customer and moves pending → sent (or failed /
+skipped). The local outbox claims and records a batch in one transaction; a provider outside Kefu
+is handed one claimed row at a time (pending → sending → sent), and a row a stopped worker left in
+`sending` is resolved by the next dispatch (see services.py). A retried send takes only pending
+rows, so nobody is messaged twice.
+
+Marketing and transactional messages differ by the template's purpose: reminders, appointment
+reminders and verification codes are transactional (no opt-out footer, no quiet hours).
 """
 
 from django.conf import settings
@@ -62,7 +68,15 @@ class MessageTemplate(TimeStampedModel):
         MEMBER_BENEFIT = "member_benefit", _("Member benefit")
         HEALTH_TIP = "health_tip", _("Health tip")
         REMINDER = "reminder", _("Reminder")
+        APPOINTMENT_REMINDER = "appointment_reminder", _("Appointment reminder")
+        VERIFICATION = "verification", _("Verification code")
         OTHER = "other", _("Other")
+
+    # Messages a customer needs whatever they think of advertising: sent at any hour, without
+    # the opt-out footer. Every other purpose is marketing.
+    TRANSACTIONAL = frozenset(
+        {Purpose.REMINDER, Purpose.APPOINTMENT_REMINDER, Purpose.VERIFICATION}
+    )
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     gateway = models.CharField(_("sent by"), max_length=10, choices=Gateway)
@@ -76,8 +90,9 @@ class MessageTemplate(TimeStampedModel):
     body = models.TextField(
         _("text"),
         help_text=_(
-            "Variables: {name}, {number}, {store}, {birthday}, {holiday}, {gift}, {date}. SMS"
-            " ends with the opt-out hint automatically."
+            "Variables: {name}, {number}, {store}, {birthday}, {holiday}, {gift}, {date}. An SMS"
+            " starts with the sender signature, and a marketing SMS ends with the opt-out hint,"
+            " automatically."
         ),
     )
     gift = models.TextField(
@@ -97,6 +112,11 @@ class MessageTemplate(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_marketing(self) -> bool:
+        """Marketing messages carry the opt-out footer and respect quiet hours."""
+        return self.purpose not in self.TRANSACTIONAL
 
 
 class Segment(TimeStampedModel):
@@ -129,6 +149,7 @@ class Campaign(TimeStampedModel):
 
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
+        AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
         SCHEDULED = "scheduled", _("Scheduled")
         QUEUED = "queued", _("Queued")
         SENDING = "sending", _("Sending")
@@ -148,7 +169,7 @@ class Campaign(TimeStampedModel):
         related_name="campaigns",
         verbose_name=_("segment"),
     )
-    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.DRAFT)
+    status = models.CharField(_("status"), max_length=20, choices=Status, default=Status.DRAFT)
     scheduled_at = models.DateTimeField(_("send at"), null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -162,18 +183,64 @@ class Campaign(TimeStampedModel):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # What the person who launched it confirmed: recipients and estimated SMS segments.
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    launched_at = models.DateTimeField(null=True, blank=True)
+    confirmed_count = models.PositiveIntegerField(null=True, blank=True)
+    estimated_segments = models.PositiveIntegerField(null=True, blank=True)
+    # A manager's approval, for audiences above KEFU_CAMPAIGN_APPROVAL_THRESHOLD.
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
         verbose_name = _("campaign")
         verbose_name_plural = _("campaigns")
-        permissions = [("send_campaign", "Can send bulk messages")]
+        permissions = [
+            ("send_campaign", "Can send bulk messages"),
+            ("approve_campaign", "Can approve bulk messages to large audiences"),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
     def get_absolute_url(self) -> str:
         return reverse("campaigns:campaign_detail", kwargs={"pk": self.pk})
+
+
+class CampaignEvent(models.Model):
+    """A step in a campaign's life, with who took it: its timeline."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", _("Created")
+        LAUNCHED = "launched", _("Launched")
+        APPROVAL_REQUESTED = "approval_requested", _("Approval requested")
+        APPROVED = "approved", _("Approved")
+        REFUSED = "refused", pgettext_lazy("campaign event", "Refused")
+        STARTED = "started", _("Sending started")
+        RESUMED = "resumed", _("Resumed after a stop")
+        FINISHED = "finished", pgettext_lazy("campaign event", "Finished")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    campaign = models.ForeignKey(Campaign, models.CASCADE, related_name="events")
+    kind = models.CharField(_("what"), max_length=20, choices=Kind)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(_("at"), db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("campaign event")
+        verbose_name_plural = _("campaign events")
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.kind}"
 
 
 class CampaignRecipient(models.Model):
@@ -184,13 +251,16 @@ class CampaignRecipient(models.Model):
         SENDING = "sending", _("Handed to the gateway")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
+        UNCONFIRMED = "unconfirmed", _("Not confirmed")
         OPTED_OUT = "opted_out", _("Opted out")
         NO_ADDRESS = "no_address", _("No address")
 
     campaign = models.ForeignKey(Campaign, models.CASCADE, related_name="recipients")
     customer = models.ForeignKey("customers.Customer", models.CASCADE, related_name="+")
     address = models.CharField(max_length=200, blank=True)
-    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    status = models.CharField(max_length=12, choices=Status, default=Status.PENDING)
+    # The dispatcher (its lease holder) that handed the message to a provider outside Kefu.
+    claim = models.CharField(max_length=100, blank=True)
     provider_id = models.CharField(max_length=100, blank=True)
     error = models.CharField(max_length=300, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)

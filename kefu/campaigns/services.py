@@ -1,25 +1,43 @@
 """Every write of bulk messages and member care, one transaction each.
 
-Sending is at most once per recipient: a row is claimed (pending → sending) and committed before
-the gateway is called, then marked sent or failed. A retried or concurrent dispatch only takes
-pending rows; a crash between the two leaves the row 'sending' for a person to check, never a
-second message. The local outbox writes its record in the claiming transaction: exactly once.
+Sending is exactly once per recipient with the local outbox and at most once with a provider
+outside Kefu, and no stopped worker stalls it:
+
+- One dispatcher per gateway sends, under a lease (kefu/core/leases.py) that lapses when its
+  worker dies; the rate limit holds because only the lease holder sends.
+- The local outbox claims a batch, writes its messages and marks them sent in one transaction.
+- A provider is handed one claimed row at a time (pending → sending, committed first), marked
+  sent or failed after. A row a stopped worker left 'sending' is resolved by the next
+  dispatcher: sent again with the same reference when the provider de-duplicates, else 'not
+  confirmed' for a person to check, never a second message.
+- A sweep (every minute, and a lease's time after a worker starts) picks up campaigns left
+  queued or sending with no live worker on them.
+
+A person confirms the recipients and SMS segments before a campaign goes; above
+KEFU_CAMPAIGN_APPROVAL_THRESHOLD recipients a manager approves it. Marketing SMS carry the
+opt-out footer and wait out the quiet hours (kefu/campaigns/sms.py).
 """
 
+import dataclasses
 import datetime as dt
 import logging
-import re
 import time
+from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from kefu.accounts.models import User
-from kefu.campaigns import gateways
+from kefu.audit.services import audit_record
+from kefu.campaigns import gateways, sms
 from kefu.campaigns.models import (
     Campaign,
+    CampaignEvent,
     CampaignRecipient,
     Gateway,
     MemberBenefit,
@@ -28,21 +46,24 @@ from kefu.campaigns.models import (
     OutboxMessage,
     Segment,
 )
-from kefu.campaigns.occasions import customers_with_birthday, festival_on
-from kefu.campaigns.segments import segment_customers, segment_filters_clean
+from kefu.campaigns.occasions import festival_on
+from kefu.campaigns.rendering import VARIABLE, VARIABLES, render
+from kefu.campaigns.segments import segment_filters_clean
+from kefu.campaigns.selectors import (
+    audience_statuses,
+    campaign_audience,
+    campaign_estimate,
+    recipient_counts,
+)
 from kefu.core.exceptions import Conflict, NotFound, ValidationFailed
-from kefu.core.permissions import require_perm
-from kefu.customers.models import ContactPoint, Customer, CustomerEvent
+from kefu.core.leases import HeldLease, lease_acquire, lease_is_held
+from kefu.core.permissions import has_perm, require_perm
+from kefu.customers.models import Customer, CustomerEvent
+from kefu.notifications.services import notify
 
 log = logging.getLogger(__name__)
 
-VARIABLES = ("name", "number", "store", "birthday", "holiday", "gift", "date")
-_VARIABLE = re.compile(r"\{(\w+)\}")
-CONTACT_KIND = {
-    Gateway.SMS: ContactPoint.Kind.PHONE,
-    Gateway.EMAIL: ContactPoint.Kind.EMAIL,
-    Gateway.WECHAT: ContactPoint.Kind.WECHAT_OPENID,
-}
+APPROVE_PERM = "campaigns.approve_campaign"
 QUEUE_CHUNK = 2000
 
 
@@ -61,7 +82,7 @@ def _template_clean(data: dict[str, Any]) -> dict[str, Any]:
     body = str(data.get("body") or "").strip()
     if not body:
         errors["body"] = [_("The text is required.")]
-    unknown = sorted(set(_VARIABLE.findall(body)) - set(VARIABLES))
+    unknown = sorted(set(VARIABLE.findall(body)) - set(VARIABLES))
     if unknown:
         errors["body"] = [_("Unknown variable: %(names)s.") % {"names": ", ".join(unknown)}]
     subject = str(data.get("subject") or "").strip()
@@ -137,38 +158,30 @@ def segment_save(
     return segment
 
 
-# --- Rendering ----------------------------------------------------------------------------------
-def render(
-    template: MessageTemplate,
-    customer: Customer,
-    *,
-    today: dt.date,
-    holiday: str = "",
-    gift: str = "",
-) -> tuple[str, str]:
-    """Subject and body of the template for one customer."""
-    values = {
-        "name": customer.name,
-        "number": customer.number,
-        "store": customer.store.name if customer.store_id and customer.store else "",
-        "birthday": f"{customer.birthday.month}月{customer.birthday.day}日"
-        if customer.birthday
-        else "",
-        "holiday": holiday,
-        "gift": gift or template.gift,
-        "date": f"{today.year}年{today.month}月{today.day}日",
-    }
-    fill = lambda text: _VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), text)  # noqa: E731
-    body = fill(template.body)
-    if template.gateway == Gateway.SMS:
-        body = f"{body} {_('Reply TD to unsubscribe')}"
-    return fill(template.subject), body
-
-
 # --- Campaigns ----------------------------------------------------------------------------------
+def _event(
+    campaign: Campaign,
+    kind: str,
+    *,
+    actor: User | None = None,
+    now: dt.datetime,
+    **data: Any,
+) -> CampaignEvent:
+    return CampaignEvent.objects.create(
+        campaign=campaign, kind=kind, actor=actor, data=data, created_at=now
+    )
+
+
+def _approvers() -> list[User]:
+    return list(User.objects.with_perm(APPROVE_PERM, include_superusers=False).order_by("pk"))
+
+
 @transaction.atomic
-def campaign_create(*, actor: User | None, data: dict[str, Any]) -> Campaign:
+def campaign_create(
+    *, actor: User | None, data: dict[str, Any], now: dt.datetime | None = None
+) -> Campaign:
     require_perm(actor, "campaigns.send_campaign")
+    now = now or timezone.now()
     errors: dict[str, list[str]] = {}
     name = str(data.get("name") or "").strip()
     if not name:
@@ -191,7 +204,7 @@ def campaign_create(*, actor: User | None, data: dict[str, Any]) -> Campaign:
         )
     if errors:
         raise ValidationFailed(errors)
-    return Campaign.objects.create(
+    campaign = Campaign.objects.create(
         name=name[:200],
         template=template,
         segment=segment,
@@ -199,28 +212,211 @@ def campaign_create(*, actor: User | None, data: dict[str, Any]) -> Campaign:
         gift=str(data.get("gift") or template.gift),
         created_by=actor,
     )
+    _event(campaign, CampaignEvent.Kind.CREATED, actor=actor, now=now)
+    return campaign
 
 
-@transaction.atomic
-def campaign_launch(
-    *, actor: User | None, campaign_id: int, now: dt.datetime | None = None
-) -> Campaign:
-    """Send now, or at the campaign's time if that is still ahead."""
-    require_perm(actor, "campaigns.send_campaign")
-    now = now or timezone.now()
-    campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
-    if campaign is None:
-        raise NotFound(_("Campaign not found."))
-    if campaign.status != Campaign.Status.DRAFT:
-        raise Conflict(_("This campaign has been launched already."), code="campaign_launched")
+def _sendable(template: MessageTemplate) -> None:
+    """SMS through a provider need the sender signature: Chinese providers refuse the rest."""
+    provider = settings.CAMPAIGN_GATEWAYS.get(template.gateway, "outbox") != "outbox"
+    if template.gateway == Gateway.SMS and provider and not sms.signature(template.gateway):
+        raise Conflict(
+            _(
+                "SMS need the sender signature registered with the provider (【签名】): an"
+                " administrator sets KEFU_SMS_SIGNATURE."
+            ),
+            code="sms_signature_missing",
+        )
+
+
+def _start(campaign: Campaign, *, now: dt.datetime) -> None:
+    """Scheduled for its time if that is ahead, else queued now (the worker writes the
+    recipients and sends)."""
     if campaign.scheduled_at and campaign.scheduled_at > now:
         campaign.status = Campaign.Status.SCHEDULED
         campaign.save(update_fields=["status", "updated_at"])
-        return campaign
+        return
     campaign.status = Campaign.Status.QUEUED
     campaign.queued_at = now
     campaign.save(update_fields=["status", "queued_at", "updated_at"])
     _queue_on_commit(campaign.pk)
+
+
+@transaction.atomic
+def campaign_launch(
+    *,
+    actor: User | None,
+    campaign_id: int,
+    confirm_count: int | None = None,
+    now: dt.datetime | None = None,
+) -> Campaign:
+    """Send now, or at the campaign's time if that is still ahead.
+
+    A person confirms what they send: `confirm_count` must be the number of recipients the
+    campaign has at this moment (the page and the API show it with the SMS segments). Above
+    KEFU_CAMPAIGN_APPROVAL_THRESHOLD recipients it waits for a manager's approval, unless the
+    person launching it may approve."""
+    require_perm(actor, "campaigns.send_campaign")
+    now = now or timezone.now()
+    campaign = (
+        Campaign.objects.select_for_update(of=("self",))
+        .select_related("template")
+        .filter(pk=campaign_id)
+    ).first()
+    if campaign is None:
+        raise NotFound(_("Campaign not found."))
+    if campaign.status != Campaign.Status.DRAFT:
+        raise Conflict(_("This campaign has been launched already."), code="campaign_launched")
+    _sendable(campaign.template)
+    estimate = campaign_estimate(campaign, now=now)
+    if actor is not None:
+        if not estimate.recipients:
+            raise ValidationFailed(
+                {
+                    "segment": [
+                        _(
+                            "Nobody in this segment can get the message (opted out or no"
+                            " address): check the segment."
+                        )
+                    ]
+                }
+            )
+        if confirm_count is None:
+            raise ValidationFailed(
+                {
+                    "confirm_count": [
+                        _("Confirm the number of recipients (%(count)s) to send.")
+                        % {"count": estimate.recipients}
+                    ]
+                }
+            )
+        if confirm_count != estimate.recipients:
+            raise ValidationFailed(
+                {
+                    "confirm_count": [
+                        _(
+                            "The campaign now reaches %(count)s recipients, not %(confirmed)s:"
+                            " check them and confirm again."
+                        )
+                        % {"count": estimate.recipients, "confirmed": confirm_count}
+                    ]
+                }
+            )
+    campaign.launched_by, campaign.launched_at = actor, now
+    campaign.confirmed_count = estimate.recipients
+    campaign.estimated_segments = estimate.segments
+    campaign.save(
+        update_fields=[
+            "launched_by",
+            "launched_at",
+            "confirmed_count",
+            "estimated_segments",
+            "updated_at",
+        ]
+    )
+    figures = {"recipients": estimate.recipients, "segments": estimate.segments}
+    _event(campaign, CampaignEvent.Kind.LAUNCHED, actor=actor, now=now, **figures)
+    audit_record(actor=actor, action="campaign_launched", target=campaign, changes=figures)
+    if estimate.needs_approval:
+        if not has_perm(actor, APPROVE_PERM):
+            _approval_request(campaign, actor=actor, now=now, recipients=estimate.recipients)
+            return campaign
+        # A manager's own launch is the approval.
+        campaign.approved_by, campaign.approved_at = actor, now
+        campaign.save(update_fields=["approved_by", "approved_at", "updated_at"])
+    _start(campaign, now=now)
+    return campaign
+
+
+def _approval_request(
+    campaign: Campaign, *, actor: User | None, now: dt.datetime, recipients: int
+) -> None:
+    """The campaign waits for a manager; every manager is told."""
+    campaign.status = Campaign.Status.AWAITING_APPROVAL
+    campaign.save(update_fields=["status", "updated_at"])
+    threshold = settings.CAMPAIGN_APPROVAL_THRESHOLD
+    _event(
+        campaign,
+        CampaignEvent.Kind.APPROVAL_REQUESTED,
+        actor=actor,
+        now=now,
+        recipients=recipients,
+        threshold=threshold,
+    )
+    notify(
+        _approvers(),
+        kind="campaign_approval",
+        title=_("Approve the bulk message “%(name)s” to %(count)s recipients")
+        % {"name": campaign.name, "count": recipients},
+        body=_("More than %(threshold)s recipients need a manager's approval before it is sent.")
+        % {"threshold": threshold},
+        url=campaign.get_absolute_url(),
+    )
+
+
+def _decision_target(actor: User, campaign_id: int) -> Campaign:
+    require_perm(actor, APPROVE_PERM)
+    campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+    if campaign is None:
+        raise NotFound(_("Campaign not found."))
+    if campaign.status != Campaign.Status.AWAITING_APPROVAL:
+        raise Conflict(
+            _("This campaign is not waiting for an approval."), code="campaign_not_awaiting"
+        )
+    return campaign
+
+
+@transaction.atomic
+def campaign_approve(*, actor: User, campaign_id: int, now: dt.datetime | None = None) -> Campaign:
+    """A manager lets a campaign to a large audience go out (at its time, if that is ahead)."""
+    now = now or timezone.now()
+    campaign = _decision_target(actor, campaign_id)
+    campaign.approved_by, campaign.approved_at = actor, now
+    campaign.save(update_fields=["approved_by", "approved_at", "updated_at"])
+    _event(campaign, CampaignEvent.Kind.APPROVED, actor=actor, now=now)
+    audit_record(actor=actor, action="campaign_approved", target=campaign)
+    notify(
+        [campaign.launched_by],
+        kind="campaign_approved",
+        title=_("“%(name)s” was approved by %(manager)s")
+        % {"name": campaign.name, "manager": actor},
+        url=campaign.get_absolute_url(),
+    )
+    _start(campaign, now=now)
+    return campaign
+
+
+@transaction.atomic
+def campaign_refuse(
+    *, actor: User, campaign_id: int, reason: str, now: dt.datetime | None = None
+) -> Campaign:
+    """A manager refuses a campaign to a large audience: it goes back to a draft, with the
+    reason on its timeline and told to whoever launched it."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed({"reason": [_("Say why, for whoever launched it.")]})
+    if len(reason) > 500:
+        raise ValidationFailed({"reason": [_("At most 500 characters.")]})
+    campaign = _decision_target(actor, campaign_id)
+    launched_by = campaign.launched_by
+    campaign.status = Campaign.Status.DRAFT
+    campaign.queued_at = None
+    campaign.launched_by = campaign.launched_at = None
+    campaign.confirmed_count = campaign.estimated_segments = None
+    campaign.save()
+    _event(campaign, CampaignEvent.Kind.REFUSED, actor=actor, now=now, reason=reason)
+    audit_record(
+        actor=actor, action="campaign_refused", target=campaign, changes={"reason": reason}
+    )
+    notify(
+        [launched_by],
+        kind="campaign_refused",
+        title=_("“%(name)s” was refused by %(manager)s")
+        % {"name": campaign.name, "manager": actor},
+        body=reason,
+        url=campaign.get_absolute_url(),
+    )
     return campaign
 
 
@@ -231,129 +427,266 @@ def _queue_on_commit(campaign_id: int) -> None:
 
 
 @transaction.atomic
-def campaign_cancel(*, actor: User | None, campaign_id: int) -> Campaign:
+def campaign_cancel(
+    *, actor: User | None, campaign_id: int, now: dt.datetime | None = None
+) -> Campaign:
     """Stop a campaign: what is still waiting is not sent."""
     require_perm(actor, "campaigns.send_campaign")
+    now = now or timezone.now()
     campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
     if campaign is None:
         raise NotFound(_("Campaign not found."))
     if campaign.status in (Campaign.Status.DONE, Campaign.Status.CANCELLED):
         raise Conflict(_("This campaign has finished."), code="campaign_finished")
+    previous = campaign.status
     campaign.status = Campaign.Status.CANCELLED
-    campaign.finished_at = timezone.now()
+    campaign.finished_at = now
     campaign.save(update_fields=["status", "finished_at", "updated_at"])
+    _event(campaign, CampaignEvent.Kind.CANCELLED, actor=actor, now=now, previous=previous)
+    audit_record(
+        actor=actor,
+        action="campaign_cancelled",
+        target=campaign,
+        changes={"status": [previous, campaign.status]},
+    )
     return campaign
-
-
-def _audience(campaign: Campaign, *, today: dt.date):
-    if campaign.kind == Campaign.Kind.BIRTHDAY:
-        base = Customer.objects.live().exclude(status=Customer.Status.CLOSED)
-        return customers_with_birthday(base, start=today, days=1)
-    if campaign.kind == Campaign.Kind.HOLIDAY and campaign.segment is None:
-        return Customer.objects.live().filter(
-            status__in=[Customer.Status.MEMBER, Customer.Status.CUSTOMER]
-        )
-    return segment_customers(campaign.segment.filters if campaign.segment else {}, today=today)
 
 
 def campaign_queue(*, campaign_id: int, now: dt.datetime | None = None) -> int:
     """Write one recipient row per customer of the audience (with their address, or why they
     are skipped: opted out, no address), then start the dispatch. Idempotent: rows that exist
-    stay as they are. Returns the rows written."""
+    stay as they are. Returns the rows written.
+
+    A scheduled campaign whose audience has grown past KEFU_CAMPAIGN_APPROVAL_THRESHOLD since it
+    was launched waits for a manager's approval first (unless its launcher may approve)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    campaign = Campaign.objects.select_related("template", "segment").filter(pk=campaign_id).first()
+    campaign = (
+        Campaign.objects.select_related("template", "segment", "launched_by")
+        .filter(pk=campaign_id)
+        .first()
+    )
     if campaign is None or campaign.status not in (
         Campaign.Status.QUEUED,
         Campaign.Status.SENDING,
     ):
         return 0
-    kind = campaign.template.gateway
-    contact_kind = CONTACT_KIND[kind]
-    ids = list(_audience(campaign, today=today).order_by("pk").values_list("pk", flat=True))
-    opted_out = set(
-        OptOut.objects.filter(channel__in=[kind, OptOut.Channel.ALL]).values_list(
-            "customer_id", flat=True
+    ids = list(campaign_audience(campaign, today=today).order_by("pk").values_list("pk", flat=True))
+    rows = [
+        CampaignRecipient(
+            campaign_id=campaign.pk, customer_id=customer_id, address=address, status=status
+        )
+        for start in range(0, len(ids), QUEUE_CHUNK)
+        for customer_id, status, address in audience_statuses(
+            campaign, ids[start : start + QUEUE_CHUNK]
+        )
+    ]
+    waiting = sum(1 for r in rows if r.status == CampaignRecipient.Status.PENDING)
+    threshold = settings.CAMPAIGN_APPROVAL_THRESHOLD
+    if (
+        campaign.status == Campaign.Status.QUEUED
+        and threshold
+        and waiting > threshold
+        and campaign.approved_at is None
+        and campaign.launched_by is not None
+        and not has_perm(campaign.launched_by, APPROVE_PERM)
+    ):
+        with transaction.atomic():
+            locked = Campaign.objects.select_for_update().filter(
+                pk=campaign.pk, status=Campaign.Status.QUEUED
+            )
+            if (found := locked.first()) is not None:
+                _approval_request(found, actor=None, now=now, recipients=waiting)
+        return 0
+    for start in range(0, len(rows), QUEUE_CHUNK):
+        with transaction.atomic():
+            CampaignRecipient.objects.bulk_create(
+                rows[start : start + QUEUE_CHUNK], ignore_conflicts=True
+            )
+    with transaction.atomic():
+        if Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.QUEUED).update(
+            status=Campaign.Status.SENDING
+        ):
+            _event(campaign, CampaignEvent.Kind.STARTED, now=now, recipients=waiting)
+        transaction.on_commit(lambda: _dispatch_on_commit(campaign.template.gateway))
+    return len(rows)
+
+
+def _dispatch_on_commit(gateway: str) -> None:
+    from kefu.campaigns.tasks import campaign_gateway_dispatch_task
+
+    campaign_gateway_dispatch_task(gateway)
+
+
+# --- Dispatch: one dispatcher per gateway, under a lease ------------------------------------------
+def dispatch_lease_name(gateway: str) -> str:
+    return f"campaign-dispatch-{gateway}"
+
+
+def queue_lease_name(campaign_id: int) -> str:
+    return f"campaign-queue-{campaign_id}"
+
+
+def _sending(gateway: str):
+    return Campaign.objects.filter(status=Campaign.Status.SENDING, template__gateway=gateway)
+
+
+def _with_pending():
+    return Exists(
+        CampaignRecipient.objects.filter(
+            campaign=OuterRef("pk"), status=CampaignRecipient.Status.PENDING
         )
     )
-    written = 0
-    for start in range(0, len(ids), QUEUE_CHUNK):
-        chunk = ids[start : start + QUEUE_CHUNK]
-        addresses: dict[int, str] = {}
-        for customer_id, value in (
-            ContactPoint.objects.filter(customer_id__in=chunk, kind=contact_kind)
-            .order_by("customer_id", "-is_primary", "id")
-            .values_list("customer_id", "value")
-        ):
-            addresses.setdefault(customer_id, value)
-        rows = []
-        for customer_id in chunk:
-            if customer_id in opted_out:
-                status = CampaignRecipient.Status.OPTED_OUT
-            elif customer_id not in addresses:
-                status = CampaignRecipient.Status.NO_ADDRESS
-            else:
-                status = CampaignRecipient.Status.PENDING
-            rows.append(
-                CampaignRecipient(
-                    campaign_id=campaign.pk,
-                    customer_id=customer_id,
-                    address=addresses.get(customer_id, ""),
-                    status=status,
+
+
+def _unfinished():
+    return Exists(
+        CampaignRecipient.objects.filter(
+            campaign=OuterRef("pk"),
+            status__in=[CampaignRecipient.Status.PENDING, CampaignRecipient.Status.SENDING],
+        )
+    )
+
+
+def _quiet_until(campaign: Campaign, now: dt.datetime) -> dt.datetime | None:
+    return sms.quiet_until(
+        campaign.template.gateway, marketing=campaign.template.is_marketing, now=now
+    )
+
+
+def _campaign_next(gateway: str, *, after: int, now: dt.datetime) -> Campaign | None:
+    """The next campaign to send a batch of, in turn (round robin by id), leaving out marketing
+    campaigns in their quiet hours."""
+    ready = [
+        c
+        for c in _sending(gateway).filter(_with_pending()).select_related("template").order_by("pk")
+        if _quiet_until(c, now) is None
+    ]
+    return next((c for c in ready if c.pk > after), ready[0] if ready else None)
+
+
+def _work_left(gateway: str, *, now: dt.datetime) -> tuple[bool, dt.datetime | None]:
+    """Whether campaigns of the gateway have messages to send now, and else when the quiet
+    hours that hold the rest back end."""
+    waits = []
+    for campaign in _sending(gateway).filter(_with_pending()).select_related("template"):
+        until = _quiet_until(campaign, now)
+        if until is None:
+            return True, None
+        waits.append(until)
+    return False, min(waits, default=None)
+
+
+def _campaigns_finish(gateway: str, *, now: dt.datetime) -> None:
+    """Campaigns of the gateway with nothing left to send or to resolve are done."""
+    for campaign in _sending(gateway).exclude(_unfinished()):
+        with transaction.atomic():
+            if Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).update(
+                status=Campaign.Status.DONE, finished_at=now
+            ):
+                counts = recipient_counts([campaign.pk])[campaign.pk]
+                _event(campaign, CampaignEvent.Kind.FINISHED, now=now, counts=counts)
+
+
+def _claims_recover(gateway: str, adapter, *, held: HeldLease, now: dt.datetime) -> None:
+    """Messages a stopped dispatcher left 'sending' (claimed, then the worker died or lost its
+    lease), resolved before anything else is sent:
+
+    - the local outbox: sent if its record exists (it is written with the claim), else waiting;
+    - a provider that de-duplicates by `reference` (`idempotent = True`): waiting again, sent
+      with the same reference, so the provider drops a copy it already took;
+    - any other provider: 'not confirmed'. It may or may not have taken the message, and
+      sending it again could message the customer twice; a person checks with the provider.
+
+    A campaign that had stalled gets a 'resumed' event."""
+    stale = CampaignRecipient.objects.filter(
+        campaign__template__gateway=gateway, status=CampaignRecipient.Status.SENDING
+    ).exclude(claim=held.holder)
+    touched: dict[int, dict[str, int]] = {}
+    with transaction.atomic():
+        rows = list(stale.select_for_update(of=("self",)).values_list("pk", "campaign_id"))
+        ids = [pk for pk, _c in rows]
+        if isinstance(adapter, gateways.OutboxGateway):
+            recorded = dict(
+                OutboxMessage.objects.filter(recipient_id__in=ids).values_list(
+                    "recipient_id", "created_at"
                 )
             )
-        with transaction.atomic():
-            CampaignRecipient.objects.bulk_create(rows, ignore_conflicts=True)
-        written += len(rows)
-    Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.QUEUED).update(
-        status=Campaign.Status.SENDING
-    )
-    from kefu.campaigns.tasks import campaign_dispatch_task
+            for pk, sent_at in recorded.items():
+                CampaignRecipient.objects.filter(pk=pk).update(
+                    status=CampaignRecipient.Status.SENT, provider_id="outbox", sent_at=sent_at
+                )
+            outcome = {pk: "sent" if pk in recorded else "pending" for pk in ids}
+            CampaignRecipient.objects.filter(pk__in=[p for p in ids if p not in recorded]).update(
+                status=CampaignRecipient.Status.PENDING, claim=""
+            )
+        elif getattr(adapter, "idempotent", False):
+            CampaignRecipient.objects.filter(pk__in=ids).update(
+                status=CampaignRecipient.Status.PENDING, claim=""
+            )
+            outcome = dict.fromkeys(ids, "pending")
+        else:
+            CampaignRecipient.objects.filter(pk__in=ids).update(
+                status=CampaignRecipient.Status.UNCONFIRMED,
+                error=_(
+                    "The worker stopped while handing this message to the gateway: check with"
+                    " the provider whether it went out."
+                )[:300],
+            )
+            outcome = dict.fromkeys(ids, "unconfirmed")
+        for pk, campaign_id in rows:
+            tally = touched.setdefault(campaign_id, {})
+            tally[outcome[pk]] = tally.get(outcome[pk], 0) + 1
+        if held.taken_over_from:
+            # The previous dispatcher died: every campaign it left unfinished resumes now.
+            for campaign_id in (
+                _sending(gateway).filter(_with_pending()).values_list("pk", flat=True)
+            ):
+                touched.setdefault(campaign_id, {})
+        for campaign in Campaign.objects.filter(pk__in=touched).order_by("pk"):
+            _event(
+                campaign,
+                CampaignEvent.Kind.RESUMED,
+                now=now,
+                previous=held.taken_over_from,
+                **touched[campaign.pk],
+            )
 
-    campaign_id = campaign.pk
-    transaction.on_commit(lambda: campaign_dispatch_task(campaign_id))
-    return written
 
-
-def _claim(campaign_id: int, limit: int) -> list[CampaignRecipient]:
-    """Take up to `limit` waiting recipients: pending → sending, committed before any send."""
+def _claim_one(campaign: Campaign, holder: str) -> CampaignRecipient | None:
+    """Take the next waiting recipient for a provider outside Kefu: pending → sending, with
+    this dispatcher's mark, committed before the provider is called."""
     with transaction.atomic():
+        if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
+            return None  # cancelled: the next message is not sent
+        row = (
+            CampaignRecipient.objects.select_for_update(skip_locked=True)
+            .filter(campaign_id=campaign.pk, status=CampaignRecipient.Status.PENDING)
+            .order_by("id")
+            .first()
+        )
+        if row is not None:
+            row.status, row.claim = CampaignRecipient.Status.SENDING, holder
+            row.save(update_fields=["status", "claim"])
+        return row
+
+
+def _outbox_batch(campaign: Campaign, limit: int, *, now: dt.datetime) -> int:
+    """The local outbox: claim up to `limit` waiting recipients, write their messages and mark
+    them sent in one transaction, so each one gets exactly one message whenever the worker
+    stops."""
+    template = campaign.template
+    today = timezone.localdate(now)
+    with transaction.atomic():
+        if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
+            return 0  # cancelled: the next batch is not sent
         rows = list(
             CampaignRecipient.objects.select_for_update(skip_locked=True)
-            .filter(
-                campaign_id=campaign_id,
-                campaign__status=Campaign.Status.SENDING,  # a cancel stops the next batch
-                status=CampaignRecipient.Status.PENDING,
-            )
+            .filter(campaign_id=campaign.pk, status=CampaignRecipient.Status.PENDING)
             .order_by("id")[:limit]
         )
-        if rows:
-            CampaignRecipient.objects.filter(pk__in=[r.pk for r in rows]).update(
-                status=CampaignRecipient.Status.SENDING
-            )
-    return rows
-
-
-def campaign_dispatch(
-    *, campaign_id: int, max_seconds: float = 50.0, clock=time.monotonic, sleep=time.sleep
-) -> dict[str, int]:
-    """Send waiting recipients at no more than the gateway's rate (messages per second) for up
-    to `max_seconds`; returns counts. The caller re-runs it while recipients remain."""
-    campaign = Campaign.objects.select_related("template").filter(pk=campaign_id).first()
-    counts = {"sent": 0, "failed": 0, "remaining": 0}
-    if campaign is None or campaign.status != Campaign.Status.SENDING:
-        return counts
-    template = campaign.template
-    gateway = gateways.gateway_for(template.gateway)
-    rate = gateways.gateway_rate(template.gateway)
-    batch = rate or 500
-    started = clock()
-    today = timezone.localdate()
-    while clock() - started < max_seconds:
-        window = clock()
-        rows = _claim(campaign.pk, batch)
         if not rows:
-            break
+            return 0
         customers = (
             Customer.objects.select_related("store")
             .only("name", "number", "birthday", "store__name")
@@ -365,64 +698,192 @@ def campaign_dispatch(
             subject, body = render(
                 template, customer, today=today, holiday=campaign.holiday, gift=campaign.gift
             )
-            reference = f"campaign-{campaign.pk}-recipient-{row.pk}"
-            messages.append((row, customer, subject, body, reference))
-        if isinstance(gateway, gateways.OutboxGateway):
-            counts["sent"] += _outbox_batch(template.gateway, messages)
-        else:
-            for row, customer, subject, body, reference in messages:
-                _send_one(
-                    gateway,
-                    row,
-                    customer,
-                    subject=subject,
-                    body=body,
-                    reference=reference,
-                    template_id=template.wechat_template_id,
-                )
-                counts["sent" if row.status == CampaignRecipient.Status.SENT else "failed"] += 1
-        if rate:
-            # One batch of `rate` messages per second at most.
-            spent = clock() - window
-            if spent < 1.0:
-                sleep(1.0 - spent)
-    remaining = CampaignRecipient.objects.filter(
-        campaign_id=campaign.pk, status=CampaignRecipient.Status.PENDING
-    ).count()
-    counts["remaining"] = remaining
-    if not remaining:
-        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).update(
-            status=Campaign.Status.DONE, finished_at=timezone.now()
-        )
-    return counts
-
-
-def _outbox_batch(kind: str, messages: list) -> int:
-    """The local outbox: the records and the sent marks of a whole batch in one transaction,
-    so each claimed recipient gets exactly one message."""
-    now = timezone.now()
-    with transaction.atomic():
+            messages.append((row, customer, subject, body))
         OutboxMessage.objects.bulk_create(
             [
                 OutboxMessage(
-                    gateway=kind,
+                    gateway=template.gateway,
                     to=row.address,
                     subject=subject,
                     body=body,
                     customer_id=customer.pk,
                     recipient_id=row.pk,
-                    reference=reference,
+                    reference=_reference(row),
                 )
-                for row, customer, subject, body, reference in messages
+                for row, customer, subject, body in messages
             ]
         )
         sent = CampaignRecipient.objects.filter(
-            pk__in=[m[0].pk for m in messages], status=CampaignRecipient.Status.SENDING
+            pk__in=[row.pk for row in rows], status=CampaignRecipient.Status.PENDING
         ).update(status=CampaignRecipient.Status.SENT, provider_id="outbox", sent_at=now)
         _timeline(
-            kind, [(row.campaign_id, customer.pk, body) for row, customer, _s, body, _r in messages]
+            template.gateway,
+            [(row.campaign_id, customer.pk, body) for row, customer, _s, body in messages],
         )
         return sent
+
+
+def _reference(row: CampaignRecipient) -> str:
+    return f"campaign-{row.campaign_id}-recipient-{row.pk}"
+
+
+def _provider_batch(
+    campaign: Campaign, adapter, limit: int, *, held: HeldLease, now: Callable[[], dt.datetime]
+) -> tuple[int, int]:
+    """A provider outside Kefu: up to `limit` messages, one claimed (committed) at a time before
+    it is handed over, then marked sent or failed; the lease is renewed between messages and
+    the batch stops as soon as it is lost."""
+    template = campaign.template
+    sent = failed = 0
+    for _i in range(limit):
+        if not held.renew():
+            break
+        row = _claim_one(campaign, held.holder)
+        if row is None:
+            break
+        customer = Customer.objects.select_related("store").get(pk=row.customer_id)
+        moment = now()
+        subject, body = render(
+            template,
+            customer,
+            today=timezone.localdate(moment),
+            holiday=campaign.holiday,
+            gift=campaign.gift,
+        )
+        mine = CampaignRecipient.objects.filter(pk=row.pk, claim=held.holder)
+        try:
+            provider_id = adapter.send(
+                to=row.address,
+                subject=subject,
+                body=body,
+                reference=_reference(row),
+                customer=customer,
+                template_id=template.wechat_template_id,
+            )
+        except gateways.GatewayError as exc:
+            mine.update(status=CampaignRecipient.Status.FAILED, error=str(exc)[:300])
+            failed += 1
+            continue
+        with transaction.atomic():
+            mine.update(
+                status=CampaignRecipient.Status.SENT,
+                provider_id=str(provider_id)[:100],
+                sent_at=now(),
+                error="",
+            )
+            _timeline(adapter.name, [(row.campaign_id, customer.pk, body)])
+        sent += 1
+    return sent, failed
+
+
+def campaigns_dispatch(
+    *,
+    gateway: str,
+    max_seconds: float = 50.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], dt.datetime] = timezone.now,
+) -> dict[str, Any]:
+    """Send the waiting messages of every campaign on a gateway, a batch of each in turn, at no
+    more than the gateway's rate (messages per second), for up to `max_seconds`.
+
+    One dispatcher per gateway runs at a time, under the lease `campaign-dispatch-<gateway>`:
+    that is what holds the rate across worker threads and machines. The lease lapses when its
+    worker dies (KEFU_LEASE_SECONDS), and the next dispatcher first resolves what the dead one
+    left half-done. Marketing campaigns wait out their quiet hours.
+
+    Returns the counts, `busy` (another dispatcher holds the lease), `more` (messages are
+    waiting: run again) and `wait_until` (only quiet hours hold messages back: run then)."""
+    result: dict[str, Any] = {"sent": 0, "failed": 0, "busy": False, "more": False}
+    result["wait_until"] = None
+    held = lease_acquire(dispatch_lease_name(gateway), now=now())
+    if held is None:
+        result["busy"] = True
+        return result
+    try:
+        adapter = gateways.gateway_for(gateway)
+        _claims_recover(gateway, adapter, held=held, now=now())
+        rate = gateways.gateway_rate(gateway)
+        batch = rate or 500
+        started = clock()
+        last = 0
+        while clock() - started < max_seconds and held.renew():
+            window = clock()
+            campaign = _campaign_next(gateway, after=last, now=now())
+            if campaign is None:
+                break
+            last = campaign.pk
+            if isinstance(adapter, gateways.OutboxGateway):
+                sent, failed = _outbox_batch(campaign, batch, now=now()), 0
+            else:
+                sent, failed = _provider_batch(campaign, adapter, batch, held=held, now=now)
+            result["sent"] += sent
+            result["failed"] += failed
+            if rate and sent + failed:
+                # One batch of `rate` messages per second at most.
+                spent = clock() - window
+                if spent < 1.0:
+                    sleep(1.0 - spent)
+        if not held.lost:
+            _campaigns_finish(gateway, now=now())
+    finally:
+        held.release()
+    # Asked after the release: a campaign that started while this one held the lease (its own
+    # dispatch found the lease taken) is seen here and sent by the next run.
+    result["more"], result["wait_until"] = _work_left(gateway, now=now())
+    return result
+
+
+def campaign_dispatch(
+    *,
+    campaign_id: int,
+    max_seconds: float = 50.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], dt.datetime] = timezone.now,
+) -> dict[str, Any]:
+    """Dispatch the gateway of one campaign (and so its other campaigns too); the counts, with
+    `remaining`: the campaign's messages still waiting."""
+    gateway = (
+        Campaign.objects.filter(pk=campaign_id).values_list("template__gateway", flat=True).first()
+    )
+    if gateway is None:
+        return {"sent": 0, "failed": 0, "remaining": 0}
+    result = campaigns_dispatch(
+        gateway=gateway, max_seconds=max_seconds, clock=clock, sleep=sleep, now=now
+    )
+    result["remaining"] = CampaignRecipient.objects.filter(
+        campaign_id=campaign_id, status=CampaignRecipient.Status.PENDING
+    ).count()
+    return result
+
+
+def campaigns_stalled(*, now: dt.datetime) -> dict[str, list]:
+    """What a worker should pick up again (the sweep after a restart and every minute): the
+    gateways with campaigns to send or finish and no live dispatcher, and the campaigns queued
+    for longer than a lease whose recipients no live worker is writing."""
+    gateways_due = []
+    for gateway in Gateway.values:
+        if lease_is_held(dispatch_lease_name(gateway), now=now):
+            continue
+        campaigns = list(_sending(gateway).select_related("template"))
+        if not campaigns:
+            continue
+        unfinished = set(_sending(gateway).filter(_unfinished()).values_list("pk", flat=True))
+        stuck = CampaignRecipient.objects.filter(
+            campaign__in=campaigns, status=CampaignRecipient.Status.SENDING
+        ).exists()
+        if stuck or any(c.pk not in unfinished or _quiet_until(c, now) is None for c in campaigns):
+            gateways_due.append(gateway)
+    since = now - dt.timedelta(seconds=settings.LEASE_SECONDS)
+    queued = [
+        pk
+        for pk in Campaign.objects.filter(
+            status=Campaign.Status.QUEUED, queued_at__lte=since
+        ).values_list("pk", flat=True)
+        if not lease_is_held(queue_lease_name(pk), now=now)
+    ]
+    return {"gateways": gateways_due, "queued": queued}
 
 
 def _timeline(kind: str, sent: list[tuple[int, int, str]]) -> None:
@@ -439,24 +900,20 @@ def _timeline(kind: str, sent: list[tuple[int, int, str]]) -> None:
     )
 
 
-def _send_one(gateway, row: CampaignRecipient, customer: Customer, **message: str) -> None:
-    """A provider outside Kefu: the row was claimed (committed) before; marked after."""
-    now = timezone.now()
-    try:
-        provider_id = gateway.send(to=row.address, customer=customer, **message)
-    except gateways.GatewayError as exc:
-        row.status, row.error = CampaignRecipient.Status.FAILED, str(exc)[:300]
-        row.save(update_fields=["status", "error"])
-        return
-    row.status, row.provider_id, row.sent_at = CampaignRecipient.Status.SENT, provider_id[:100], now
-    row.save(update_fields=["status", "provider_id", "sent_at"])
-    _timeline(gateway.name, [(row.campaign_id, customer.pk, message.get("body", ""))])
+@dataclasses.dataclass(frozen=True)
+class TestSent:
+    """Where a test went and what it said: the text as customers get it, and its SMS count."""
+
+    provider_id: str
+    body: str
+    segments: int | None
 
 
 def campaign_test_send(
     *, actor: User, template_id: int, to: str, customer_id: int | None = None
-) -> str:
-    """Send the template to oneself, filled for a sample customer (or oneself)."""
+) -> TestSent:
+    """Send the template to oneself, filled for a sample customer (or oneself), signature and
+    footer included."""
     require_perm(actor, "campaigns.send_campaign")
     template = MessageTemplate.objects.filter(pk=template_id).first()
     if template is None:
@@ -467,18 +924,23 @@ def campaign_test_send(
     customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
     if customer is None:
         customer = Customer(name=str(actor), number="KH-TEST")
-    subject, body = render(template, customer, today=timezone.localdate(), gift=template.gift)
+    marker = "[{}]".format(pgettext("a test message", "Test"))
+    subject, body = render(
+        template, customer, today=timezone.localdate(), gift=template.gift, marker=marker
+    )
     try:
-        return gateways.gateway_for(template.gateway).send(
+        provider_id = gateways.gateway_for(template.gateway).send(
             to=to,
-            subject=f"[{_('Test')}] {subject}",
-            body=body if template.gateway == Gateway.EMAIL else f"[{_('Test')}] {body}",
+            subject=f"{marker} {subject}",
+            body=body,
             reference=f"test-{template.pk}-{actor.pk}",
             customer=None,
             template_id=template.wechat_template_id,
         )
     except gateways.GatewayError as exc:
         raise ValidationFailed({"to": [str(exc)]}) from None
+    segments = sms.sms_segments(body) if template.gateway == Gateway.SMS else None
+    return TestSent(provider_id=provider_id, body=body, segments=segments)
 
 
 # --- Automatic greetings ------------------------------------------------------------------------
@@ -504,6 +966,8 @@ def _greeting(
                 "holiday": holiday,
             },
         )
+        if created:
+            _event(campaign, CampaignEvent.Kind.CREATED, now=now, occasion=occasion)
     if not created:
         return None
     campaign_queue(campaign_id=campaign.pk, now=now)

@@ -1,6 +1,7 @@
 """Bulk messages (群发) and member care (关怀) pages: segments with a live preview, message
-templates with a test send, campaigns with live counts and their recipients, the local outbox,
-opt-outs and the benefits members were given.
+templates with a test send, campaigns with live counts and their recipients, the confirmation
+before sending (recipients, SMS segments, quiet hours) and a manager's approval of large ones, the
+local outbox, opt-outs and the benefits members were given.
 
 Parse → gate (permissions, the customer selectors) → service → render; HTMX gets fragments of
 the same templates. The read helpers at the top are shared with the API (kefu/campaigns/api.py).
@@ -21,11 +22,13 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from kefu.accounts.models import Store
-from kefu.campaigns import services
+from kefu.campaigns import services, sms
 from kefu.campaigns.forms import (
     BenefitFilterForm,
     BenefitForm,
     CampaignForm,
+    CampaignLaunchForm,
+    CampaignRefuseForm,
     OptOutFilterForm,
     OptOutForm,
     OutboxFilterForm,
@@ -36,6 +39,7 @@ from kefu.campaigns.forms import (
 )
 from kefu.campaigns.models import (
     Campaign,
+    CampaignEvent,
     CampaignRecipient,
     MemberBenefit,
     MessageTemplate,
@@ -46,6 +50,7 @@ from kefu.campaigns.models import (
 from kefu.campaigns.selectors import (
     address_masked,
     address_shown,
+    campaign_estimate,
     campaign_sample,
     primary_phone,
     recipient_counts,
@@ -274,7 +279,7 @@ def template_test_send(request: HttpRequest, pk: int) -> HttpResponse:
     sent: dict[str, str] | None = None
     if form.is_valid():
         try:
-            provider_id = services.campaign_test_send(
+            test = services.campaign_test_send(
                 actor=request.user, template_id=template.pk, to=form.cleaned_data["to"]
             )
         except DomainError as exc:
@@ -286,8 +291,10 @@ def template_test_send(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             sent = {
                 "to": form.cleaned_data["to"],
-                "provider_id": provider_id,
-                "in_outbox": provider_id.startswith("outbox-"),
+                "provider_id": test.provider_id,
+                "in_outbox": test.provider_id.startswith("outbox-"),
+                "body": test.body,
+                "segments": test.segments,
             }
     context = {"template_obj": template, "test_form": form, "test_sent": sent}
     if _fragment(request):
@@ -347,7 +354,9 @@ def campaign_create(request: HttpRequest) -> HttpResponse:
 
 
 def _campaign_or_404(pk: int) -> Campaign:
-    campaign = Campaign.objects.select_related("template", "segment", "created_by").filter(pk=pk)
+    campaign = Campaign.objects.select_related(
+        "template", "segment", "created_by", "launched_by", "approved_by"
+    ).filter(pk=pk)
     found = campaign.first()
     if found is None:
         raise NotFound(_("Campaign not found."))
@@ -384,17 +393,44 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
     paged["rows"] = [(r, address_masked(gateway, r.address)) for r in paged["rows"]]
     can_send = has_perm(request.user, "campaigns.send_campaign")
     finished = campaign.status in (Campaign.Status.DONE, Campaign.Status.CANCELLED)
+    can_launch = can_send and campaign.status == Campaign.Status.DRAFT
+    awaiting = campaign.status == Campaign.Status.AWAITING_APPROVAL
+    estimate = campaign_estimate(campaign, now=now) if can_launch or awaiting else None
+    gateway_kind = campaign.template.gateway
     context.update(
         paged,
         sample_customer=sample_customer,
         sample_subject=subject,
         sample_body=body,
+        sample_segments=sms.sms_segments(body) if gateway_kind == "sms" else None,
+        sample_length=sms.sms_length(body) if gateway_kind == "sms" else None,
         filter_form=filter_form,
-        can_launch=can_send and campaign.status == Campaign.Status.DRAFT,
+        can_launch=can_launch,
+        estimate=estimate,
+        launch_form=CampaignLaunchForm(
+            initial={"confirm_count": estimate.recipients if estimate else 0}
+        ),
         schedules=bool(campaign.scheduled_at and campaign.scheduled_at > now),
         can_cancel=can_send and not finished,
+        can_decide=awaiting and has_perm(request.user, services.APPROVE_PERM),
+        refuse_form=CampaignRefuseForm(),
+        events=list(
+            CampaignEvent.objects.filter(campaign=campaign)
+            .select_related("actor")
+            .order_by("created_at", "id")
+        ),
+        quiet_wait=_quiet_wait(campaign, now),
     )
     return _render(request, "campaigns/campaign_detail.html", context)
+
+
+def _quiet_wait(campaign: Campaign, now):
+    """When a sending marketing campaign waits out the quiet hours: their end."""
+    if campaign.status not in LIVE_STATUSES:
+        return None
+    return sms.quiet_until(
+        campaign.template.gateway, marketing=campaign.template.is_marketing, now=now
+    )
 
 
 def _campaign_action(request: HttpRequest, pk: int, action, done_message: str) -> HttpResponse:
@@ -409,15 +445,83 @@ def _campaign_action(request: HttpRequest, pk: int, action, done_message: str) -
     return _done(request, reverse("campaigns:campaign_detail", args=[pk]))
 
 
+def _error_messages(request: HttpRequest, exc: DomainError) -> None:
+    for texts in (exc.errors or {"__all__": [exc.message]}).values():
+        for text in texts:
+            messages.error(request, text)
+
+
 @login_required
 @require_POST
 def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
-    """Send now, or schedule for the campaign's time if that is still ahead."""
+    """Send now, or schedule for the campaign's time if that is still ahead: once the person
+    has confirmed the number of recipients the page showed (and ticked the box)."""
     require_perm(request.user, "campaigns.send_campaign")
-    campaign = _campaign_or_404(pk)
-    later = bool(campaign.scheduled_at and campaign.scheduled_at > timezone.now())
-    message = _("Campaign scheduled.") if later else _("Campaign queued: sending has started.")
-    return _campaign_action(request, pk, services.campaign_launch, message)
+    _campaign_or_404(pk)
+    url = reverse("campaigns:campaign_detail", args=[pk])
+    form = CampaignLaunchForm(request.POST)
+    if not form.is_valid():
+        for texts in form.errors.values():
+            for text in texts:
+                messages.error(request, text)
+        return _done(request, url)
+    try:
+        launched = services.campaign_launch(
+            actor=request.user,
+            campaign_id=pk,
+            confirm_count=form.cleaned_data["confirm_count"],
+        )
+    except DomainError as exc:
+        if exc.is_access_error:
+            raise
+        _error_messages(request, exc)
+        return _done(request, url)
+    if launched.status == Campaign.Status.AWAITING_APPROVAL:
+        messages.success(
+            request, _("Sent to the managers for approval: it goes out once one approves it.")
+        )
+    elif launched.status == Campaign.Status.SCHEDULED:
+        messages.success(request, _("Campaign scheduled."))
+    else:
+        messages.success(request, _("Campaign queued: sending has started."))
+    return _done(request, url)
+
+
+@login_required
+@require_POST
+def campaign_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    """A manager approves a campaign to a large audience."""
+    require_perm(request.user, services.APPROVE_PERM)
+    _campaign_or_404(pk)
+    return _campaign_action(
+        request, pk, services.campaign_approve, _("Approved: the campaign goes out.")
+    )
+
+
+@login_required
+@require_POST
+def campaign_refuse(request: HttpRequest, pk: int) -> HttpResponse:
+    """A manager refuses a campaign to a large audience, saying why."""
+    require_perm(request.user, services.APPROVE_PERM)
+    _campaign_or_404(pk)
+    url = reverse("campaigns:campaign_detail", args=[pk])
+    form = CampaignRefuseForm(request.POST)
+    if not form.is_valid():
+        for texts in form.errors.values():
+            for text in texts:
+                messages.error(request, text)
+        return _done(request, url)
+    try:
+        services.campaign_refuse(
+            actor=request.user, campaign_id=pk, reason=form.cleaned_data["reason"]
+        )
+    except DomainError as exc:
+        if exc.is_access_error:
+            raise
+        _error_messages(request, exc)
+    else:
+        messages.success(request, _("Refused: the campaign is a draft again."))
+    return _done(request, url)
 
 
 @login_required

@@ -5,7 +5,9 @@ Deliveries retry; a message already sent is never sent again (message_deliver ch
 under a lock). The wait check runs a minute after a chat starts and on a per-minute pass. Waiting
 chats are handed out whenever capacity appears (the services do it); the per-minute sweep catches
 the rest: a queue's overflow time passing, a status written past the services. E-mail channels
-with an IMAP mailbox are polled every KEFU_IMAP_POLL_MINUTES.
+with an IMAP mailbox are polled every KEFU_IMAP_POLL_MINUTES, one poll of a mailbox at a time:
+the poll holds a lease (kefu/core/leases.py) that lapses when its worker is killed, so the next
+poll after a crash is not refused for good.
 """
 
 import logging
@@ -13,8 +15,7 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
-from huey.exceptions import TaskLockedException
+from huey.contrib.djhuey import db_periodic_task, db_task
 
 from kefu.conversations.mail import MailboxUnavailable, imap_channels, imap_poll
 from kefu.conversations.services import (
@@ -23,6 +24,7 @@ from kefu.conversations.services import (
     conversations_hand_out,
     message_deliver,
 )
+from kefu.core.leases import LeaseHeld, lease
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +61,10 @@ def imap_poll_task(channel_id: int) -> int:
     if channel is None:
         return 0
     try:
-        with lock_task(f"imap-poll-{channel_id}"):
+        # Renewed by a heartbeat while the poll runs; lapses KEFU_LEASE_SECONDS after a crash.
+        with lease(f"imap-poll-{channel_id}", heartbeat=True):
             return imap_poll(channel)
-    except TaskLockedException:
+    except LeaseHeld:
         return 0  # the previous poll of this mailbox is still running
     except MailboxUnavailable as exc:
         log.warning("Mailbox of channel %s unavailable: %s", channel, exc)

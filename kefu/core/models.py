@@ -24,6 +24,21 @@ class Sequence(models.Model):
         return f"{self.name}={self.value}"
 
 
+class Lease(models.Model):
+    """A claim on background work that one worker at a time may do (dispatching an SMS gateway,
+    polling a mailbox). It lapses at `expires_at` unless its holder renews it, so the claim of a
+    worker that was killed does not outlive it. Taken and renewed by conditional UPDATEs: see
+    kefu/core/leases.py."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=100, blank=True)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.holder or '-'} {self.expires_at}"
+
+
 def sequence_next(name: str, *, count: int = 1) -> int:
     """Reserve `count` consecutive values of the named sequence and return the first one.
 

@@ -11,7 +11,8 @@ from kefu.accounts.models import Store, User
 from kefu.appointments.models import OpeningHours, StoreSchedule
 from kefu.appointments.services import appointment_book, slots_free
 from kefu.campaigns import services as campaigns
-from kefu.campaigns.models import MessageTemplate
+from kefu.campaigns.models import Campaign, MessageTemplate
+from kefu.campaigns.selectors import campaign_estimate
 from kefu.customers.models import Customer, CustomerEvent
 from kefu.followups.models import CareList, FollowUp, FollowUpPlan
 from kefu.followups.services import care_list_build, followup_complete
@@ -87,7 +88,14 @@ def care_load(*, seed: int, now: dt.datetime | None = None) -> dict[str, int]:
             "segment": segments["VIP 会员"].pk,
         },
     )
-    campaigns.campaign_launch(actor=records, campaign_id=campaign.pk, now=now)
+    # She confirms the recipients the page shows; a large audience goes to a manager first.
+    estimate = campaign_estimate(campaign, now=now)
+    launched = campaigns.campaign_launch(
+        actor=records, campaign_id=campaign.pk, confirm_count=estimate.recipients, now=now
+    )
+    if launched.status == Campaign.Status.AWAITING_APPROVAL:
+        manager = User.objects.filter(role="manager", is_active=True).order_by("pk").first()
+        campaigns.campaign_approve(actor=manager, campaign_id=campaign.pk, now=now)
     queued = campaigns.campaign_queue(campaign_id=campaign.pk, now=now)
     campaigns.campaign_dispatch(campaign_id=campaign.pk, sleep=lambda s: None)
     # Store visits booked by the agents for the coming days.

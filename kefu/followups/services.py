@@ -652,6 +652,7 @@ def followup_message_send(*, actor: User, followup_id: int, body: str, now: dt.d
     through the gateway, and keep it on their timeline; returns the gateway's id. Only who may
     work the follow-up (its assignee, or a supervisor) may send."""
     from kefu.campaigns.gateways import GatewayError, gateway_for
+    from kefu.campaigns.sms import sms_compose
     from kefu.followups.selectors import followup_get_for_user, followup_phone
 
     require_perm(actor, "followups.change_followup")
@@ -675,7 +676,7 @@ def followup_message_send(*, actor: User, followup_id: int, body: str, now: dt.d
         provider_id = gateway_for("sms").send(
             to=phone.value,
             subject="",
-            body=text,
+            body=sms_compose(text, marketing=False),  # 【签名】; a callback note: no footer
             reference=f"followup-{followup.pk}-{sent + 1}",
             customer=followup.customer,
         )

@@ -14,6 +14,7 @@ from kefu.campaigns.models import (
     OutboxMessage,
     Segment,
 )
+from kefu.campaigns.tests.factories import launch_confirmed
 from kefu.customers.tests.factories import make_customer
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +65,8 @@ RUNS = {"agent": 403, "records_officer": 200, "manager": 200, "handler": 403}
 CREATES = {"agent": 403, "records_officer": 201, "manager": 201, "handler": 403}
 CARES = {"agent": 201, "records_officer": 201, "manager": 201, "handler": 403}
 GIVES = {"agent": 201, "records_officer": 201, "manager": 201, "handler": 403}
+# Only managers decide on large campaigns (409 here: the campaign is a draft, not awaiting).
+DECIDES = {"agent": 403, "records_officer": 403, "manager": 409, "handler": 403}
 SEES_BENEFITS = {"agent": 200, "records_officer": 200, "manager": 200, "handler": 403}
 
 # name: (method, url template, body, {role: status}); 401 for anonymous everywhere.
@@ -88,7 +91,11 @@ MATRIX = {
         CREATES,
     ),
     "campaign_detail": ("get", "/{campaign}", None, RUNS),
-    "campaign_launch": ("post", "/{campaign}/launch", None, RUNS),
+    "campaign_estimate": ("get", "/{campaign}/estimate", None, RUNS),
+    "campaign_launch": ("post", "/{campaign}/launch", {"confirm_count": 1}, RUNS),
+    "campaign_approve": ("post", "/{campaign}/approve", None, DECIDES),
+    "campaign_refuse": ("post", "/{campaign}/refuse", {"reason": "人数太多"}, DECIDES),
+    "campaign_events": ("get", "/{campaign}/events", None, RUNS),
     "campaign_cancel": ("post", "/{campaign}/cancel", None, RUNS),
     "campaign_recipients": ("get", "/{campaign}/recipients", None, RUNS),
     "optout_create": (
@@ -114,7 +121,7 @@ def test_permission_matrix(name, role, request, campaign, sms_template, vip_segm
     anyone caring for customers; benefits the front line; anonymous callers get 401."""
     # given
     user = None if role == "anonymous" else request.getfixturevalue(role)
-    customer = make_customer(name="王芳")
+    customer = make_customer(name="王芳", level="vip")  # the campaign's one recipient
     ids = {
         "campaign": campaign.pk,
         "template": sms_template.pk,
@@ -207,6 +214,8 @@ def test_test_send_records_in_the_outbox(records_officer, sms_template):
         "to": "+8613800138000",
         "gateway": "sms",
         "provider_id": f"outbox-{message.pk}",
+        "body": message.body,
+        "segments": 1,
     }
 
 
@@ -246,9 +255,9 @@ def test_launch_sends_to_the_outbox_and_detail_counts(
     client = api_client(records_officer)
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        launched = call(client, "post", BASE + f"/{campaign.pk}/launch")
+        launched = call(client, "post", BASE + f"/{campaign.pk}/launch", {"confirm_count": 1})
     detail = call(client, "get", BASE + f"/{campaign.pk}")
-    again = call(client, "post", BASE + f"/{campaign.pk}/launch")
+    again = call(client, "post", BASE + f"/{campaign.pk}/launch", {"confirm_count": 1})
     # then
     assert launched.status_code == 200
     assert detail.json()["status"] == "done"
@@ -260,7 +269,72 @@ def test_launch_sends_to_the_outbox_and_detail_counts(
     assert again.json()["code"] == "campaign_launched"
 
 
+def test_launch_needs_the_count_the_estimate_gives(records_officer, campaign, settings):
+    """An integration reads /estimate (recipients, SMS segments) and confirms that count."""
+    settings.CAMPAIGN_SIGNATURES = {"sms": "康宁大药房"}
+    make_customer(name="王芳", level="vip")
+    make_customer(name="李强", level="vip")
+    client = api_client(records_officer)
+    # when
+    estimate = call(client, "get", BASE + f"/{campaign.pk}/estimate")
+    missing = call(client, "post", BASE + f"/{campaign.pk}/launch", {})
+    stale = call(client, "post", BASE + f"/{campaign.pk}/launch", {"confirm_count": 5})
+    launched = call(client, "post", BASE + f"/{campaign.pk}/launch", {"confirm_count": 2})
+    # then
+    assert estimate.status_code == 200
+    assert estimate.json() | {"quiet_until": None} == {
+        "recipients": 2,
+        "opted_out": 0,
+        "no_address": 0,
+        "segments": 2,
+        "longest": 27,
+        "longest_segments": 1,
+        "is_marketing": True,
+        "quiet_hours": "",
+        "quiet_until": None,
+        "signature": "【康宁大药房】",
+        "approval_threshold": 1000,
+        "needs_approval": False,
+    }
+    assert missing.status_code == 422
+    assert list(missing.json()["errors"]) == ["confirm_count"]
+    assert stale.status_code == 422
+    assert "2" in stale.json()["errors"]["confirm_count"][0]
+    assert launched.status_code == 200
+    assert launched.json()["confirmed_count"] == 2
+    assert launched.json()["estimated_segments"] == 2
+    assert launched.json()["launched_by"] == str(records_officer)
+
+
+def test_a_manager_approves_a_large_campaign_through_the_api(
+    records_officer, manager, campaign, settings
+):
+    settings.CAMPAIGN_APPROVAL_THRESHOLD = 1
+    make_customer(name="王芳", level="vip")
+    make_customer(name="李强", level="vip")
+    launched = call(
+        api_client(records_officer), "post", BASE + f"/{campaign.pk}/launch", {"confirm_count": 2}
+    )
+    boss = api_client(manager)
+    blank = call(boss, "post", BASE + f"/{campaign.pk}/refuse", {"reason": ""})
+    approved = call(boss, "post", BASE + f"/{campaign.pk}/approve")
+    events = call(boss, "get", BASE + f"/{campaign.pk}/events")
+    assert launched.json()["status"] == "awaiting_approval"
+    assert blank.status_code == 422
+    assert list(blank.json()["errors"]) == ["reason"]
+    assert approved.json()["status"] in ("queued", "done")
+    assert approved.json()["approved_by"] == str(manager)
+    assert [e["kind"] for e in events.json()][:4] == [
+        "created",
+        "launched",
+        "approval_requested",
+        "approved",
+    ]
+    assert events.json()[3]["actor"] == str(manager)
+
+
 def test_scheduled_launch_waits(records_officer, sms_template, vip_segment):
+    make_customer(name="王芳", level="vip")
     created = call(
         api_client(records_officer),
         "post",
@@ -273,7 +347,9 @@ def test_scheduled_launch_waits(records_officer, sms_template, vip_segment):
         },
     )
     campaign_id = created.json()["id"]
-    launched = call(api_client(records_officer), "post", BASE + f"/{campaign_id}/launch")
+    launched = call(
+        api_client(records_officer), "post", BASE + f"/{campaign_id}/launch", {"confirm_count": 1}
+    )
     assert created.status_code == 201
     assert launched.json()["status"] == "scheduled"
     assert Campaign.objects.get(pk=campaign_id).recipients.count() == 0
@@ -286,7 +362,7 @@ def test_recipients_page_with_masked_addresses(
     for i in range(3):
         make_customer(name=f"客户{i}", level="vip", phone=f"1390000000{i}")
     with django_capture_on_commit_callbacks(execute=True):
-        services.campaign_launch(actor=records_officer, campaign_id=campaign.pk)
+        launch_confirmed(records_officer, campaign)
     client = api_client(records_officer)
     # when
     first = call(client, "get", BASE + f"/{campaign.pk}/recipients?limit=2")

@@ -17,6 +17,7 @@ from kefu.campaigns.models import (
 )
 from kefu.campaigns.occasions import birthday_days, festival_on
 from kefu.campaigns.segments import segment_customers
+from kefu.campaigns.tests.factories import launch_confirmed
 from kefu.core.exceptions import Conflict, ValidationFailed
 from kefu.customers.models import Customer
 from kefu.customers.services import customer_touch
@@ -69,7 +70,24 @@ def test_birthday_greetings_on_new_years_eve_and_the_next_days(birthday_sms):
     bodies = list(OutboxMessage.objects.order_by("id").values_list("body", flat=True))
     assert len(bodies) == 2
     assert bodies[0].startswith("除夕生您好，祝您生日快乐！凭短信到")
-    assert bodies[0].endswith("回复TD退订") or "TD" in bodies[0]
+    assert bodies[0].endswith("回T退订")
+
+
+def test_an_sms_carries_the_signature_and_a_chinese_opt_out_footer(settings):
+    """Bulk SMS in China: 【签名】 first; marketing ones end with 回T退订 (it was an English
+    "Reply TD to unsubscribe"), reminders without it."""
+    settings.CAMPAIGN_SIGNATURES = {"sms": "康宁大药房"}
+    customer = Customer(name="王芳", number="KH1")
+    promotion = MessageTemplate(gateway="sms", purpose="promotion", body="{name}您好，会员日9折。")
+    reminder = MessageTemplate(gateway="sms", purpose="reminder", body="{name}您好，请按时服药。")
+    today = dt.date(2026, 12, 1)
+    assert services.render(promotion, customer, today=today)[1] == (
+        "【康宁大药房】王芳您好，会员日9折。回T退订"
+    )
+    assert (
+        services.render(reminder, customer, today=today)[1]
+        == "【康宁大药房】王芳您好，请按时服药。"
+    )
 
 
 def test_leap_day_birthday_greeted_on_28_february_2027_and_29_february_2028(birthday_sms):
@@ -96,7 +114,7 @@ def test_opt_out_is_honoured_and_recorded(
     )
     # when: launched; the worker queues and dispatches it
     with django_capture_on_commit_callbacks(execute=True):
-        services.campaign_launch(actor=records_officer, campaign_id=campaign.pk)
+        launch_confirmed(records_officer, campaign)
     # then
     statuses = dict(campaign.recipients.values_list("customer", "status"))
     assert statuses == {
@@ -117,7 +135,7 @@ def test_a_retried_campaign_sends_nothing_twice(birthday_sms, records_officer):
         actor=records_officer,
         data={"name": "促销", "template": birthday_sms.pk, "segment": segment.pk},
     )
-    services.campaign_launch(actor=records_officer, campaign_id=campaign.pk)
+    launch_confirmed(records_officer, campaign)
     # when: the queue and the dispatch run again (a worker retried them)
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
     services.campaign_queue(campaign_id=campaign.pk)
@@ -127,7 +145,7 @@ def test_a_retried_campaign_sends_nothing_twice(birthday_sms, records_officer):
     assert OutboxMessage.objects.count() == len(customers)
     assert campaign.recipients.count() == len(customers)
     with pytest.raises(Conflict):
-        services.campaign_launch(actor=records_officer, campaign_id=campaign.pk)
+        launch_confirmed(records_officer, campaign)
 
 
 def test_the_rate_limit_holds(birthday_sms, records_officer, settings):
@@ -140,7 +158,7 @@ def test_the_rate_limit_holds(birthday_sms, records_officer, settings):
         actor=records_officer,
         data={"name": "限速", "template": birthday_sms.pk, "segment": segment.pk},
     )
-    services.campaign_launch(actor=records_officer, campaign_id=campaign.pk)
+    launch_confirmed(records_officer, campaign)
     services.campaign_queue(campaign_id=campaign.pk)
     # when: dispatching on a clock that only the sends and the waits move
     clock = {"t": 0.0}
@@ -149,21 +167,21 @@ def test_the_rate_limit_holds(birthday_sms, records_officer, settings):
     def sleep(seconds: float) -> None:
         clock["t"] += seconds
 
-    original = services._claim
+    original = services._outbox_batch
 
-    def claim(campaign_id, limit):
-        rows = original(campaign_id, limit)
-        if rows:
-            batches.append((clock["t"], len(rows)))
-        return rows
+    def batch(campaign, limit, **kwargs):
+        sent = original(campaign, limit, **kwargs)
+        if sent:
+            batches.append((clock["t"], sent))
+        return sent
 
-    services._claim = claim
+    services._outbox_batch = batch
     try:
         services.campaign_dispatch(
             campaign_id=campaign.pk, max_seconds=60, clock=lambda: clock["t"], sleep=sleep
         )
     finally:
-        services._claim = original
+        services._outbox_batch = original
     # then: no second holds more than 10 sends, and all 25 went out
     assert [n for _t, n in batches] == [10, 10, 5]
     starts = [t for t, _n in batches]
@@ -237,7 +255,7 @@ def test_a_cancelled_campaign_sends_no_further_batch(birthday_sms, records_offic
         actor=records_officer,
         data={"name": "取消", "template": birthday_sms.pk, "segment": segment.pk},
     )
-    services.campaign_launch(actor=records_officer, campaign_id=campaign.pk)
+    launch_confirmed(records_officer, campaign)
     services.campaign_queue(campaign_id=campaign.pk)
     # when: cancelled before the worker's batch
     services.campaign_cancel(actor=records_officer, campaign_id=campaign.pk)
@@ -256,7 +274,7 @@ def test_messages_sent_go_on_the_customers_timeline(birthday_sms, records_office
         actor=records_officer,
         data={"name": "时间线", "template": birthday_sms.pk, "segment": segment.pk},
     )
-    services.campaign_launch(actor=records_officer, campaign_id=campaign.pk)
+    launch_confirmed(records_officer, campaign)
     services.campaign_queue(campaign_id=campaign.pk)
     _run(campaign)
     event = customer.events.get(kind="message_sent")

@@ -71,6 +71,13 @@ PAGES = {
     "campaign_create": ("get", "campaigns:campaign_create", lambda o: {}, None),
     "campaign_detail": ("get", "campaigns:campaign_detail", lambda o: {"pk": o["c"].pk}, None),
     "campaign_launch": ("post", "campaigns:campaign_launch", lambda o: {"pk": o["c"].pk}, {}),
+    "campaign_approve": ("post", "campaigns:campaign_approve", lambda o: {"pk": o["c"].pk}, {}),
+    "campaign_refuse": (
+        "post",
+        "campaigns:campaign_refuse",
+        lambda o: {"pk": o["c"].pk},
+        {"reason": "人数太多"},
+    ),
     "segment_list": ("get", "campaigns:segment_list", lambda o: {}, None),
     "segment_create": ("get", "campaigns:segment_create", lambda o: {}, None),
     "segment_preview": ("post", "campaigns:segment_create", lambda o: {}, {"preview": "1"}),
@@ -90,6 +97,9 @@ EXPECTED = {
     "campaign_create": RUNS_CAMPAIGNS,
     "campaign_detail": RUNS_CAMPAIGNS,
     "campaign_launch": {**RUNS_CAMPAIGNS, "records_officer": 302, "manager": 302},
+    # Only managers decide on large campaigns (a draft: back to its page with an error).
+    "campaign_approve": {"manager": 302},
+    "campaign_refuse": {"manager": 302},
     "segment_list": RUNS_CAMPAIGNS,
     "segment_create": RUNS_CAMPAIGNS,
     "segment_preview": RUNS_CAMPAIGNS,
@@ -353,12 +363,18 @@ def test_launching_from_the_page_sends_to_the_outbox_and_shows_counts(
     make_customer(name="无电话", level="vip", store=store, phone=None)
     make_customer(name="普通", level="normal", store=store)
     client = client_for(records_officer)
+    panel = client.get(campaign.get_absolute_url()).content.decode()
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("campaigns:campaign_launch", args=[campaign.pk]))
+        response = client.post(
+            reverse("campaigns:campaign_launch", args=[campaign.pk]),
+            {"confirm_count": 2, "confirmed": "on"},
+        )
     page = client.get(campaign.get_absolute_url())
     counts = client.get(campaign.get_absolute_url(), headers=HX)
-    # then
+    # then: the page asked to confirm 2 recipients before sending
+    assert 'data-testid="estimate-recipients">2<' in panel
+    assert 'name="confirm_count" value="2"' in panel
     assert response.status_code == 302
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DONE
@@ -384,12 +400,106 @@ def test_counts_poll_while_the_campaign_sends(records_officer, campaign):
     assert 'data-status="sending"' in body
 
 
-def test_launching_twice_shows_an_error_not_a_crash(records_officer, campaign):
+def test_launching_twice_shows_an_error_not_a_crash(records_officer, campaign, store):
+    make_customer(name="王芳", level="vip", store=store)
     client = client_for(records_officer)
-    client.post(reverse("campaigns:campaign_launch", args=[campaign.pk]))
-    response = client.post(reverse("campaigns:campaign_launch", args=[campaign.pk]), follow=True)
+    url = reverse("campaigns:campaign_launch", args=[campaign.pk])
+    client.post(url, {"confirm_count": 1, "confirmed": "on"})
+    response = client.post(url, {"confirm_count": 1, "confirmed": "on"}, follow=True)
     assert response.status_code == 200
-    assert any(m.level_tag == "error" for m in response.context["messages"])
+    errors = [str(m) for m in response.context["messages"] if m.level_tag == "error"]
+    assert errors == ["该群发任务已启动。"]
+    assert Campaign.objects.get(pk=campaign.pk).events.filter(kind="launched").count() == 1
+
+
+def _errors(response) -> list[str]:
+    return [str(m) for m in response.context["messages"] if m.level_tag == "error"]
+
+
+def test_the_launch_panel_shows_what_goes_out_and_needs_a_confirmation(
+    records_officer, campaign, store, settings
+):
+    """Before anything is sent the page shows the recipients, the SMS they make (signature and
+    footer counted) and the quiet hours, and sending needs the tick and the shown count."""
+    settings.CAMPAIGN_SIGNATURES = {"sms": "康宁大药房"}
+    settings.SMS_QUIET_HOURS = "21:00-08:00"
+    make_customer(name="王芳", level="vip", store=store)
+    make_customer(name="李强", level="vip", store=store)
+    make_customer(name="无电话", level="vip", store=store, phone=None)
+    client = client_for(records_officer)
+    url = reverse("campaigns:campaign_launch", args=[campaign.pk])
+    # when
+    page = client.get(campaign.get_absolute_url()).content.decode()
+    unticked = client.post(url, {"confirm_count": 2}, follow=True)
+    stale = client.post(url, {"confirm_count": 3, "confirmed": "on"}, follow=True)
+    # then
+    assert 'data-testid="estimate-recipients">2<' in page
+    assert "1 位无联系方式" in page
+    assert 'data-testid="estimate-segments">约 2 条短信' in page
+    assert "【康宁大药房】" in page
+    assert "21:00–08:00" in page
+    assert "【康宁大药房】王芳您好，人民路店本周六会员日全场9折。回T退订" in page
+    assert _errors(unticked) == ["请勾选确认收件人和短信内容。"]
+    assert _errors(stale) == ["该群发现有 2 位收件人，而非 3 位：请核对后重新确认。"]
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
+
+
+def test_a_manager_approves_a_large_campaign_from_its_page(
+    records_officer, manager, campaign, store, settings, django_capture_on_commit_callbacks
+):
+    settings.CAMPAIGN_APPROVAL_THRESHOLD = 1
+    make_customer(name="王芳", level="vip", store=store)
+    make_customer(name="李强", level="vip", store=store)
+    officer = client_for(records_officer)
+    # when: the records officer sends it
+    launched = officer.post(
+        reverse("campaigns:campaign_launch", args=[campaign.pk]),
+        {"confirm_count": 2, "confirmed": "on"},
+        follow=True,
+    )
+    # then: it waits for a manager; she cannot approve it herself
+    body = launched.content.decode()
+    assert 'data-testid="approval-panel"' in body
+    assert 'data-testid="approve-form"' not in body
+    assert (
+        officer.post(reverse("campaigns:campaign_approve", args=[campaign.pk])).status_code == 403
+    )
+    # when: the manager opens it from the notification and approves it
+    boss = client_for(manager)
+    page = boss.get(campaign.get_absolute_url()).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        approved = boss.post(reverse("campaigns:campaign_approve", args=[campaign.pk]))
+    # then
+    assert 'data-testid="approve-form"' in page
+    assert 'data-testid="refuse-form"' in page
+    assert approved.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DONE
+    assert OutboxMessage.objects.count() == 2
+    history = boss.get(campaign.get_absolute_url()).content.decode()
+    assert 'data-event="approval_requested"' in history
+    assert 'data-event="approved"' in history
+
+
+def test_refusing_from_the_page_needs_a_reason(records_officer, manager, campaign, store, settings):
+    settings.CAMPAIGN_APPROVAL_THRESHOLD = 1
+    make_customer(name="王芳", level="vip", store=store)
+    make_customer(name="李强", level="vip", store=store)
+    client_for(records_officer).post(
+        reverse("campaigns:campaign_launch", args=[campaign.pk]),
+        {"confirm_count": 2, "confirmed": "on"},
+    )
+    boss = client_for(manager)
+    url = reverse("campaigns:campaign_refuse", args=[campaign.pk])
+    # when
+    blank = boss.post(url, {"reason": ""}, follow=True)
+    refused = boss.post(url, {"reason": "下周再发"}, follow=True)
+    # then
+    assert _errors(blank) == ["请填写原因，告知发起人。"]
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
+    assert "下周再发" in refused.content.decode()
 
 
 def test_cancel_from_the_page(records_officer, campaign):

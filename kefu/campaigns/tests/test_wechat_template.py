@@ -6,6 +6,7 @@ import pytest
 from kefu.campaigns import services
 from kefu.campaigns.gateways import template_fields
 from kefu.campaigns.models import CampaignRecipient, MessageTemplate
+from kefu.campaigns.tests.factories import launch_confirmed
 from kefu.conversations.tests.test_wechat import official_account, wechat_api  # noqa: F401
 from kefu.customers.tests.factories import make_customer
 
@@ -43,7 +44,7 @@ def test_birthday_greeting_as_a_wechat_template_message(
     campaign = services.campaign_create(
         actor=records_officer, data={"name": "模板", "template": template.pk, "segment": segment.pk}
     )
-    services.campaign_launch(actor=records_officer, campaign_id=campaign.pk)
+    launch_confirmed(records_officer, campaign)
     services.campaign_queue(campaign_id=campaign.pk)
     # when
     services.campaign_dispatch(campaign_id=campaign.pk, sleep=lambda s: None)
