@@ -6,6 +6,7 @@ from django.utils.translation import pgettext_lazy
 
 from kefu.accounts.models import User
 from kefu.accounts.services import login_is_locked, login_record_failure, login_reset
+from kefu.core.forms import FieldNamedErrorsMixin
 
 
 def client_ip(request) -> str:
@@ -40,6 +41,6 @@ class ThrottledLoginForm(AuthenticationForm):
         return cleaned
 
 
-class ApiTokenCreateForm(forms.Form):
+class ApiTokenCreateForm(FieldNamedErrorsMixin, forms.Form):
     name = forms.CharField(label=pgettext_lazy("api token", "Name"), max_length=100)
     user = forms.ModelChoiceField(label=_("Acts as"), queryset=User.objects.filter(is_active=True))

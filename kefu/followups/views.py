@@ -19,6 +19,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from kefu.accounts.models import User
 from kefu.core.exceptions import DomainError, ValidationFailed
+from kefu.core.forms import FieldNamedErrorsMixin
 from kefu.core.permissions import has_perm, require_perm
 from kefu.customers.models import ContactPoint
 from kefu.followups import services
@@ -40,7 +41,7 @@ CARE_LIST_HISTORY = 100
 CARE_LIST_FOLLOWUPS = 500
 
 
-class FollowUpCompleteForm(forms.Form):
+class FollowUpCompleteForm(FieldNamedErrorsMixin, forms.Form):
     outcome = forms.ChoiceField(
         label=gettext_lazy("Outcome"),
         choices=[("", "—"), *FollowUp.Outcome.choices],
@@ -60,7 +61,7 @@ class FollowUpCompleteForm(forms.Form):
     )
 
 
-class FollowUpMessageForm(forms.Form):
+class FollowUpMessageForm(FieldNamedErrorsMixin, forms.Form):
     body = forms.CharField(
         label=gettext_lazy("Message"),
         max_length=services.MESSAGE_MAX,

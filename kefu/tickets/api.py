@@ -20,7 +20,7 @@ from django.http import FileResponse, HttpRequest
 from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 
 from kefu.accounts.models import User
@@ -574,7 +574,9 @@ class ExternalEscalationIn(Schema):
 class TicketApiFilterSet(TicketFilterSet):
     """The list page's filters, plus the customer and a yes/no SLA filter for integrations."""
 
-    customer = django_filters.NumberFilter(label=gettext_lazy("Customer"), field_name="customer_id")
+    customer = django_filters.NumberFilter(
+        label=pgettext_lazy("person", "Customer"), field_name="customer_id"
+    )
     breaching = django_filters.BooleanFilter(
         label=gettext_lazy("Breaching SLA"), method="filter_breaching"
     )

@@ -24,6 +24,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
 from kefu.core.exceptions import DomainError, ValidationFailed
+from kefu.core.forms import FieldNamedErrorsMixin
 from kefu.tickets import services
 from kefu.tickets.exceptions import TicketNotFound
 from kefu.tickets.models import Ticket, TicketEvent
@@ -64,7 +65,7 @@ STATUS_HINTS = {
 }
 
 
-class CustomerMessageForm(forms.Form):
+class CustomerMessageForm(FieldNamedErrorsMixin, forms.Form):
     body = forms.CharField(
         label=gettext_lazy("Add information"),
         widget=forms.Textarea(attrs={"rows": 4, "maxlength": MESSAGE_MAX_LENGTH}),
