@@ -106,6 +106,14 @@ def test_kefu_run_prints_what_a_person_needs_and_logs_the_rest(tmp_path):
         assert browser.get("/customers/") == 200
         assert browser.get("/accounts/tokens/") == 403
         _wait_for(lambda: log.exists() and "huey.consumer" in log.read_text(), 60, "the worker")
+        terminal = out_path.read_text()
+        # and when the worker dies, the terminal says so (its own output is in the log)
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        (worker,) = [int(c) for c in children]
+        os.kill(worker, signal.SIGKILL)
+        _wait_for(
+            lambda: "background worker stopped" in out_path.read_text(), 30, "the worker's end"
+        )
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGINT)
@@ -116,7 +124,6 @@ def test_kefu_run_prints_what_a_person_needs_and_logs_the_rest(tmp_path):
                 server.wait()
 
     # then the terminal holds the logins, the log's place and the address, and little else
-    terminal = out_path.read_text()
     lines = [line for line in terminal.splitlines() if line.strip()]
     assert any(line.startswith("Demo logins:") and "kefu-demo" in line for line in lines)
     assert f"Log: {log}" in terminal

@@ -2,6 +2,7 @@ import logging.config
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -58,6 +59,17 @@ class Command(BaseCommand):
         logging.config.dictConfig(settings.LOGGING)
         return log_file
 
+    def _watch(self, worker: subprocess.Popen, log_file: Path, stopping: threading.Event) -> None:
+        """Say so on the terminal when the background worker ends before the server does: its
+        own output is in the log file, where nobody would see it."""
+        code = worker.wait()
+        # Ctrl-C reaches the worker and the server together: give the server time to stop too.
+        if not stopping.wait(timeout=5):
+            self.stderr.write(
+                f"The background worker stopped (exit code {code}): tasks wait until Kefu is"
+                f" restarted. See {log_file}."
+            )
+
     def handle(self, *args, host, port, no_demo, no_worker, workers, **options):
         import uvicorn
 
@@ -95,6 +107,12 @@ class Command(BaseCommand):
         if settings.BASE_URL != settings.SERVED_URL:
             self.stdout.write(f"Links for customers and in e-mails: {settings.BASE_URL}/")
         self.stdout.write(f"Kefu is at {settings.SERVED_URL}/  (Ctrl-C stops it)")
+        self.stdout.flush()
+        stopping = threading.Event()
+        if worker is not None:
+            threading.Thread(
+                target=self._watch, args=(worker, log_file, stopping), daemon=True
+            ).start()
         try:
             uvicorn.run(
                 "kefu.asgi:application",
@@ -106,6 +124,7 @@ class Command(BaseCommand):
                 lifespan="off",
             )
         finally:
+            stopping.set()
             if worker is not None and worker.poll() is None:
                 worker.terminate()
                 worker.wait(timeout=30)
