@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
+from kefu.core.log import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("KEFU_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -102,6 +104,7 @@ TEMPLATES = [
                 "kefu.core.context_processors.csp_nonce",
                 "kefu.core.context_processors.navigation",
                 "kefu.businesstime.context_processors.calendar_warnings",
+                "kefu.core.context_processors.public_address_warning",
             ],
         },
     }
@@ -250,8 +253,30 @@ EMAIL_USE_TLS = env_bool("KEFU_SMTP_TLS", False)
 EMAIL_USE_SSL = env_bool("KEFU_SMTP_SSL", False)
 EMAIL_TIMEOUT = 20
 DEFAULT_FROM_EMAIL = os.environ.get("KEFU_EMAIL_FROM", "kefu@localhost")
-# Where links in emails and customer status links point (scheme and host, no trailing slash).
-BASE_URL = os.environ.get("KEFU_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where `kefu run` serves (its --host and --port default to these and pass them on to the web and
+# worker processes it starts).
+SERVE_HOST = os.environ.get("KEFU_HOST", "").strip() or "127.0.0.1"
+SERVE_PORT = int(os.environ.get("KEFU_PORT", "8000"))
+
+
+def served_url(host: str, port: int) -> str:
+    """The address of a server listening on host:port. One listening on every interface has no
+    single address: the machine's name stands for it."""
+    if host in {"0.0.0.0", "::", "*"}:
+        import socket
+
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+SERVED_URL = served_url(SERVE_HOST, SERVE_PORT)
+# Where links in e-mails and customer status links point (scheme and host, no trailing slash):
+# KEFU_BASE_URL, else the address `kefu run` serves. While it is that local address, pages reached
+# through a proxy or at another name warn administrators and show no status link
+# (kefu.core.public_address).
+BASE_URL = (os.environ.get("KEFU_BASE_URL", "").strip() or SERVED_URL).rstrip("/")
 
 # --- Inbound e-mail: `kefu smtp` receives mail for the e-mail channels; IMAP mailboxes are polled -
 SMTP_LISTEN_HOST = os.environ.get("KEFU_SMTP_LISTEN_HOST", "127.0.0.1")
@@ -341,13 +366,7 @@ ATTACHMENT_EXTENSIONS = frozenset(
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("KEFU_LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "INFO"},
-        "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
-    },
-}
+# Everything to the console; with KEFU_LOG_FILE (`kefu run` sets var/log/kefu.log) to that file,
+# and only errors, one line each, to the console. Refused requests (4xx) log no traceback.
+LOG_FILE = os.environ.get("KEFU_LOG_FILE", "")
+LOGGING = logging_config(log_file=LOG_FILE, level=os.environ.get("KEFU_LOG_LEVEL", "INFO"))

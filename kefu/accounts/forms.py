@@ -14,6 +14,7 @@ from kefu.accounts.services import (
     login_attempt_start,
     login_attempt_succeeded,
 )
+from kefu.core.forms import FieldNamedErrorsMixin
 
 
 def client_ip(request) -> str:
@@ -59,6 +60,6 @@ class ThrottledAdminLoginForm(LoginThrottleMixin, AdminAuthenticationForm):
     """The administration site's login form."""
 
 
-class ApiTokenCreateForm(forms.Form):
+class ApiTokenCreateForm(FieldNamedErrorsMixin, forms.Form):
     name = forms.CharField(label=pgettext_lazy("api token", "Name"), max_length=100)
     user = forms.ModelChoiceField(label=_("Acts as"), queryset=User.objects.filter(is_active=True))

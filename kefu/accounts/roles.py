@@ -109,6 +109,26 @@ _SYSTEM = [
     "accounts.add_apitoken",
     "accounts.delete_apitoken",
 ]
+# The settings the README places at /admin/ beside staff and the ticket and chat set-up: the
+# organisation, the archive's tags and fields, stores' hours, follow-up rules, the calendar.
+_SETTINGS = [
+    f"{app}.{action}_{model}"
+    for app, model in (
+        ("accounts", "store"),
+        ("accounts", "team"),
+        ("customers", "tag"),
+        ("customers", "customfielddefinition"),
+        ("appointments", "storeschedule"),
+        ("appointments", "openinghours"),
+        ("followups", "followuprule"),
+        ("followups", "followupplan"),
+        ("businesstime", "businessschedule"),
+        ("businesstime", "calendarday"),
+        ("conversations", "agentstatus"),
+        ("conversations", "quickreply"),
+    )
+    for action in ("view", "add", "change", "delete")
+]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.AGENT: _CUSTOMER_WORK + _TICKET_WORK + _CHAT_WORK + _MEMBER_CARE + _APPOINTMENTS,
@@ -171,6 +191,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.view_all_customers",
         *_AUDIT,
         *_SYSTEM,
+        *_SETTINGS,
         *_TICKET_CONFIG,
         *_CHAT_CONFIG,
         "tickets.view_ticket",

@@ -5,8 +5,10 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kefu.accounts.models import Store
+from kefu.core.forms import FieldNamedErrorsMixin
 
 
 def _date_field(label, *, required: bool = True) -> forms.DateField:
@@ -17,7 +19,7 @@ def _date_field(label, *, required: bool = True) -> forms.DateField:
     )
 
 
-class ServiceErrorsForm(forms.Form):
+class ServiceErrorsForm(FieldNamedErrorsMixin, forms.Form):
     """Puts a service's {field: [messages]} on the matching fields; the rest above the form."""
 
     def add_service_errors(self, errors: dict[str, list[str]], message: str = "") -> None:
@@ -53,10 +55,16 @@ class AppointmentBookForm(ServiceErrorsForm):
         error_messages={"required": _("Choose a time."), "invalid": _("Choose a time.")},
     )
     purpose = forms.CharField(
-        label=_("Purpose"),
+        label=pgettext_lazy("appointment", "Purpose"),
         max_length=200,
         required=False,
-        widget=forms.TextInput(attrs={"placeholder": _("Eye test, fitting, consultation...")}),
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": _(
+                    "Medication advice, blood pressure check, collecting a prescription..."
+                )
+            }
+        ),
     )
 
     def __init__(self, *args: Any, stores=None, **kwargs: Any) -> None:

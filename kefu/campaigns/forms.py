@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kefu.accounts.models import Store
 from kefu.campaigns.models import (
@@ -14,11 +15,12 @@ from kefu.campaigns.models import (
     OptOut,
     Segment,
 )
+from kefu.core.forms import FieldNamedErrorsMixin
 from kefu.customers.contacts import ContactInvalid, contact_normalize
 from kefu.customers.models import Customer
 
 
-class ServiceForm(forms.Form):
+class ServiceForm(FieldNamedErrorsMixin, forms.Form):
     """A form that puts a service's {field: [messages]} on the matching fields, the rest above
     the form (or the service's message when it names no field)."""
 
@@ -50,7 +52,7 @@ def tag_names(raw: str | None) -> list[str]:
 class SegmentForm(ServiceForm):
     """A saved audience: its name and the filters of segments.segment_customers."""
 
-    name = forms.CharField(label=_("Name"), max_length=100, required=False)
+    name = forms.CharField(label=pgettext_lazy("title", "Name"), max_length=100, required=False)
     levels = forms.MultipleChoiceField(
         label=_("Levels"),
         choices=Customer.Level.choices,
@@ -124,10 +126,10 @@ class SegmentForm(ServiceForm):
 
 
 class TemplateForm(ServiceForm):
-    name = forms.CharField(label=_("Name"), max_length=100, required=False)
+    name = forms.CharField(label=pgettext_lazy("title", "Name"), max_length=100, required=False)
     gateway = forms.ChoiceField(label=_("Sent by"), choices=Gateway.choices)
     purpose = forms.ChoiceField(
-        label=_("Purpose"),
+        label=pgettext_lazy("message template", "Purpose"),
         choices=MessageTemplate.Purpose.choices,
         initial=MessageTemplate.Purpose.OTHER,
         help_text=_(
@@ -138,7 +140,11 @@ class TemplateForm(ServiceForm):
     subject = forms.CharField(
         label=_("Subject"), max_length=200, required=False, help_text=_("E-mail only.")
     )
-    body = _text(_("Text"), rows=5, help_text=MessageTemplate._meta.get_field("body").help_text)
+    body = _text(
+        pgettext_lazy("message body", "Text"),
+        rows=5,
+        help_text=MessageTemplate._meta.get_field("body").help_text,
+    )
     gift = _text(
         _("Gift-claim instructions"),
         help_text=_("Birthday and holiday greetings: how to claim the gift, filled into {gift}."),
@@ -153,7 +159,7 @@ class TemplateForm(ServiceForm):
         return {name: getattr(template, name) for name in cls.base_fields}
 
 
-class TestSendForm(forms.Form):
+class TestSendForm(FieldNamedErrorsMixin, forms.Form):
     """Where a test message goes: the user's own phone or e-mail (or WeChat openid)."""
 
     to = forms.CharField(label=_("Send to"), max_length=200, required=False)
@@ -180,7 +186,7 @@ class TestSendForm(forms.Form):
 
 
 class CampaignForm(ServiceForm):
-    name = forms.CharField(label=_("Name"), max_length=200, required=False)
+    name = forms.CharField(label=pgettext_lazy("title", "Name"), max_length=200, required=False)
     template = forms.ModelChoiceField(
         label=_("Template"), queryset=MessageTemplate.objects.filter(is_active=True)
     )
@@ -238,7 +244,9 @@ class OutboxFilterForm(forms.Form):
 
 
 class OptOutForm(ServiceForm):
-    customer = forms.IntegerField(label=_("Customer"), widget=forms.HiddenInput)
+    customer = forms.IntegerField(
+        label=pgettext_lazy("person", "Customer"), widget=forms.HiddenInput
+    )
     channel = forms.ChoiceField(
         label=_("Channel"), choices=OptOut.Channel.choices, initial=OptOut.Channel.ALL
     )
@@ -259,7 +267,9 @@ class OptOutFilterForm(forms.Form):
 
 
 class BenefitForm(ServiceForm):
-    customer = forms.IntegerField(label=_("Customer"), widget=forms.HiddenInput)
+    customer = forms.IntegerField(
+        label=pgettext_lazy("person", "Customer"), widget=forms.HiddenInput
+    )
     kind = forms.ChoiceField(label=_("Kind"), choices=MemberBenefit.Kind.choices)
     occasion = forms.CharField(
         label=_("Occasion"),

@@ -15,6 +15,7 @@ from django.utils.translation import pgettext_lazy
 from kefu.accounts.models import User
 from kefu.conversations.models import AgentStatus, Conversation, InboxQueue
 from kefu.core.attachments import attachment_extensions
+from kefu.core.forms import FieldNamedErrorsMixin
 from kefu.tickets.forms import TicketFieldsForm
 from kefu.tickets.models import Ticket
 
@@ -43,7 +44,7 @@ def agent_choices() -> list[tuple[int, str]]:
     return choices
 
 
-class InboxForm(forms.Form):
+class InboxForm(FieldNamedErrorsMixin, forms.Form):
     """A form of the inbox pages: puts a service's {field: [messages]} on the matching fields,
     the rest above the form named by the field."""
 

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -22,6 +22,7 @@ from kefu.conversations import services
 from kefu.conversations.models import CallRecord, QuickReply
 from kefu.conversations.selectors import call_list_filtered, quick_reply_list_for
 from kefu.core.exceptions import DomainError, Forbidden, NotFound, ValidationFailed
+from kefu.core.forms import FieldNamedErrorsMixin
 from kefu.core.permissions import require_perm
 from kefu.customers.contacts import PHONE, contact_mask
 from kefu.customers.models import ContactPoint, Customer
@@ -110,7 +111,7 @@ def call_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-class CallRecordForm(forms.Form):
+class CallRecordForm(FieldNamedErrorsMixin, forms.Form):
     """A call recorded by hand: the number (typed, or one of the chosen customer's phones), what
     happened and when."""
 
@@ -247,7 +248,7 @@ def call_create(request: HttpRequest) -> HttpResponse:
 
 
 # --- Quick replies ----------------------------------------------------------------------------
-class QuickReplyForm(forms.Form):
+class QuickReplyForm(FieldNamedErrorsMixin, forms.Form):
     """The shape of a quick reply; the service checks the shortcut, the text and its variables."""
 
     shortcut = forms.CharField(
@@ -258,7 +259,7 @@ class QuickReplyForm(forms.Form):
     )
     title = forms.CharField(label=gettext_lazy("Title"), max_length=100, required=False)
     body = forms.CharField(
-        label=gettext_lazy("Text"),
+        label=pgettext_lazy("message body", "Text"),
         max_length=5000,
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),

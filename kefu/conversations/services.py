@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from kefu.accounts.models import User
 from kefu.accounts.roles import Role
@@ -1015,7 +1016,7 @@ def conversation_close(
     elif len(topic) > 200:
         errors["topic"] = [_("At most 200 characters.")]
     if outcome not in Conversation.Outcome.values:
-        errors["outcome"] = [_("Choose an outcome.")]
+        errors["outcome"] = [pgettext("consultation", "Choose an outcome.")]
     if errors:
         raise ValidationFailed(errors)
     if conversation.is_closed:

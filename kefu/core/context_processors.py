@@ -89,3 +89,14 @@ def navigation(request):
         items.append({"label": _("Administration"), "url": reverse("admin:index"), "key": "admin"})
     items.append({"label": _("API docs"), "url": "/api/v1/docs", "key": "api"})
     return {"nav_items": items, "unread_notifications": unread_notifications}
+
+
+def public_address_warning(request):
+    """Tell administrators on every page when links would point at an address that this very
+    request shows is not where people reach Kefu (KEFU_BASE_URL unset behind a proxy)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not user.is_staff:
+        return {}
+    from kefu.core.public_address import public_address_problem
+
+    return {"public_address_problem": public_address_problem(request)}

@@ -18,6 +18,8 @@ PHONE, EMAIL, WECHAT_OPENID, WECHAT_UNIONID, QQ = (
 )
 _QQ_RE = re.compile(r"^[1-9]\d{4,11}$")
 _WECHAT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+# How people write a phone number: digits (also full-width), spaces, + - . and brackets.
+_PHONE_WRITTEN_RE = re.compile(r"^[+＋]?[\d\s\-－.()（）]+$")
 
 
 class ContactInvalid(ValueError):
@@ -29,6 +31,12 @@ def phone_normalize(raw: str, *, region: str | None = None) -> str:
     text = (raw or "").strip()
     if not text:
         raise ContactInvalid(_("Enter a phone number."))
+    if not _PHONE_WRITTEN_RE.match(text):
+        # phonenumbers would skip leading letters ("abc139…") and read letters as keypad digits.
+        raise ContactInvalid(
+            _("“%(value)s” is not a phone number: use digits, spaces, +, - and brackets only.")
+            % {"value": text}
+        )
     try:
         number = phonenumbers.parse(text, region or settings.PHONE_DEFAULT_REGION)
     except phonenumbers.NumberParseException:

@@ -7,11 +7,12 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from kefu.accounts.models import Store
+from kefu.core.forms import FieldNamedErrorsMixin
 from kefu.customers.contacts import ContactInvalid, contact_normalize
 from kefu.customers.models import ContactPoint, Customer, CustomFieldDefinition
 
 
-class CustomerForm(forms.Form):
+class CustomerForm(FieldNamedErrorsMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100)
     level = forms.ChoiceField(
         label=_("Level"), choices=Customer.Level.choices, initial=Customer.Level.NORMAL
@@ -163,17 +164,17 @@ class CustomerCreateForm(CustomerForm):
         super().add_service_errors(remapped)
 
 
-class LifecycleForm(forms.Form):
+class LifecycleForm(FieldNamedErrorsMixin, forms.Form):
     status = forms.ChoiceField(label=_("New status"), choices=Customer.Status.choices)
     reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
 
 
-class MergeForm(forms.Form):
+class MergeForm(FieldNamedErrorsMixin, forms.Form):
     duplicate_number = forms.CharField(label=_("Number of the duplicate record"), max_length=20)
     reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
 
 
-class ContactAddForm(forms.Form):
+class ContactAddForm(FieldNamedErrorsMixin, forms.Form):
     kind = forms.ChoiceField(label=_("Kind"), choices=ContactPoint.Kind.choices)
     value = forms.CharField(label=_("Value"), max_length=200)
     label = forms.CharField(label=_("Label"), max_length=50, required=False)

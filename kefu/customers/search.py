@@ -6,6 +6,7 @@ Traditional characters are folded to simplified with OpenCC, both in the index a
 
 import itertools
 import re
+import unicodedata
 from functools import lru_cache
 
 import opencc
@@ -61,14 +62,50 @@ def build_search_text(tokens: list[str]) -> str:
 
 
 _WORD_RE = re.compile(r"\w")
+# A piece of a phone number as people write it: 138, 5712-3456, +86, (0571), 8706.1128.
+_PHONE_PIECE_RE = re.compile(r"^[+＋]?[(（]?\d[\d\-－.()（）]*$")
+_PHONE_DIGITS = range(7, 16)  # a written-out number has 7 to 15 digits (E.164: 15 at most)
+
+
+def _digits(text: str) -> str:
+    return "".join(str(unicodedata.digit(c)) for c in text if c.isdigit())
+
+
+def _phone_term(pieces: list[str]) -> list[str]:
+    """One term for a phone number written in groups ("138 5712 3456", "138-5712-3456",
+    "+86 138 5712 3456", "(0571) 8706 1128"): its digits as the archive indexes them
+    (contacts.phone_search_tokens). Other runs of digits stay as they were typed."""
+    from kefu.customers.contacts import ContactInvalid, phone_normalize, phone_search_tokens
+
+    digits = _digits("".join(pieces))
+    written_out = len(pieces) > 1 or not pieces[0].isdigit()
+    if not written_out or len(digits) not in _PHONE_DIGITS:
+        return pieces
+    prefix = "+" if pieces[0][:1] in "+＋" else ""
+    try:
+        return [phone_search_tokens(phone_normalize(prefix + digits))[0]]
+    except ContactInvalid:
+        return [digits]  # the start of a number: found as a prefix of the digits
 
 
 def query_terms(query: str) -> list[str]:
     """Split a user's query into terms; each must match (simplified, lower-case).
 
-    Terms without a letter, digit or character (a lone "-") are dropped.
+    A phone number written in groups becomes one term of its digits. Terms without a letter,
+    digit or character (a lone "-") are dropped.
     """
-    terms = (to_simplified(term).lower() for term in query.split())
+    terms: list[str] = []
+    pieces: list[str] = []
+    for word in [*query.split(), ""]:
+        if word and _PHONE_PIECE_RE.match(word):
+            pieces.append(word)
+            continue
+        if pieces:
+            terms.extend(_phone_term(pieces))
+            pieces = []
+        if word:
+            terms.append(word)
+    terms = [to_simplified(term).lower() for term in terms]
     return [term for term in terms if _WORD_RE.search(term)]
 
 

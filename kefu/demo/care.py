@@ -1,6 +1,6 @@
 """The demo department's member care: store appointment hours, message templates, segments, a
 monthly plan for key accounts, a birthday-greeting campaign sent to the outbox, the records
-officer's lists and a few store visits — all through the services."""
+officer's lists and the store visits (demo.visits) — all through the services."""
 
 import datetime as dt
 import random
@@ -9,11 +9,11 @@ from django.utils import timezone
 
 from kefu.accounts.models import Store, User
 from kefu.appointments.models import OpeningHours, StoreSchedule
-from kefu.appointments.services import appointment_book, slots_free
 from kefu.campaigns import services as campaigns
 from kefu.campaigns.models import Campaign, MessageTemplate
 from kefu.campaigns.selectors import campaign_estimate
-from kefu.customers.models import Customer, CustomerEvent
+from kefu.customers.models import CustomerEvent
+from kefu.demo.visits import visits_load
 from kefu.followups.models import CareList, FollowUp, FollowUpPlan
 from kefu.followups.services import care_list_build, followup_complete
 from kefu.notifications.models import Notification
@@ -98,31 +98,8 @@ def care_load(*, seed: int, now: dt.datetime | None = None) -> dict[str, int]:
         campaigns.campaign_approve(actor=manager, campaign_id=campaign.pk, now=now)
     queued = campaigns.campaign_queue(campaign_id=campaign.pk, now=now)
     campaigns.campaign_dispatch(campaign_id=campaign.pk, sleep=lambda s: None)
-    # Store visits booked by the agents for the coming days.
-    agent = User.objects.filter(role="agent", is_active=True).order_by("pk").first()
-    booked = 0
-    customers = list(
-        Customer.objects.live()
-        .filter(store__in=stores)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:200]
-    )
-    for offset in range(1, 4):
-        day = timezone.localdate(now) + dt.timedelta(days=offset)
-        for store in stores:
-            for starts, places in slots_free(store, day, now=now)[2:5]:
-                if places and customers:
-                    appointment_book(
-                        actor=agent,
-                        data={
-                            "customer": customers.pop(rng.randrange(len(customers))),
-                            "store": store.pk,
-                            "starts_at": starts,
-                            "purpose": rng.choice(["验光配镜", "慢病用药咨询", "领取会员礼品"]),
-                        },
-                        now=now,
-                    )
-                    booked += 1
+    # Store visits: four weeks recorded by the stores, bookings for the coming days.
+    visits = visits_load(seed=seed, now=now)
     # Like the other demo steps: what the services stamped with the clock carries the load's
     # moment (the store managers have read the booking notices).
     Notification.objects.filter(created_at__gt=now).update(created_at=now, read_at=now)
@@ -130,7 +107,9 @@ def care_load(*, seed: int, now: dt.datetime | None = None) -> dict[str, int]:
         "followups": sum(c.handed_over for c in lists),
         "followups_worked": worked,
         "campaign_recipients": queued,
-        "appointments": booked,
+        "appointments": visits["appointments"],
+        "visits": visits["visits"],
+        "visit_orders": visits["orders"],
     }
 
 

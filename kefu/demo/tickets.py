@@ -58,16 +58,22 @@ DAYS = 60
 
 # --- Configuration ----------------------------------------------------------------------------
 
-PROPERTY_ROOT = "物业服务（示例）"
 # (name, children); a child is a name or another (name, children) pair.
 CATEGORY_TREE: list[tuple[str, list[Any]]] = [
     ("药品质量", ["过期药品", "包装破损", "疑似假药"]),
     ("服务态度", ["店员态度", "客服态度"]),
+    ("门店服务", ["营业时间", "排队等候", "发票"]),
     ("价格", ["价格不符", "促销争议"]),
-    ("配送", ["配送延误", "错发漏发"]),
-    ("会员", ["积分", "会员权益"]),
+    ("医保", ["医保支付", "医保结算异常"]),
+    ("配送", ["配送范围", "配送延误", "错发漏发", "定期送药"]),
+    ("会员积分", ["积分兑换", "会员权益", "会员日"]),
     ("处方与用药咨询", ["用法用量", "药物相互作用", "处方药购买", "不良反应"]),
     ("医疗器械", ["使用指导", "故障报修", "退换货"]),
+]
+# A second example: the categories of a property-management company's service desk, loaded with
+# `kefu demo --categories property` (the demo's tickets use the pharmacy's only).
+PROPERTY_ROOT = "物业服务（示例）"
+PROPERTY_CATEGORY_TREE: list[tuple[str, list[Any]]] = [
     (
         PROPERTY_ROOT,
         [
@@ -79,6 +85,7 @@ CATEGORY_TREE: list[tuple[str, list[Any]]] = [
         ],
     ),
 ]
+CATEGORY_SETS = {"pharmacy": CATEGORY_TREE, "property": PROPERTY_CATEGORY_TREE}
 ROOT_CAUSES = [
     "产品质量",
     "服务态度",
@@ -171,7 +178,8 @@ def _password_hash() -> str:
     return existing or make_password(data.PASSWORD)
 
 
-def _categories_create() -> dict[str, Category]:
+def categories_create(tree: Sequence[Any] = CATEGORY_TREE) -> dict[str, Category]:
+    """The categories of `tree` (CATEGORY_SETS), by path; those there already are kept."""
     found: dict[str, Category] = {}
 
     def walk(nodes: Sequence[Any], parent: Category | None, prefix: str) -> None:
@@ -184,7 +192,7 @@ def _categories_create() -> dict[str, Category]:
             found[path] = category
             walk(children, category, path)
 
-    walk(CATEGORY_TREE, None, "")
+    walk(tree, None, "")
     return found
 
 
@@ -229,7 +237,7 @@ def _queue_get_or_create(
 @transaction.atomic
 def config_create() -> DemoConfig:
     """The ticket configuration of the demo department; what exists already is left as it is."""
-    categories = _categories_create()
+    categories = categories_create()
     root_causes = {}
     for position, name in enumerate(ROOT_CAUSES):
         root_causes[name], _created = RootCause.objects.get_or_create(
@@ -386,7 +394,7 @@ MATTERS = [
     ),
     M(
         T.CONSULTATION,
-        "会员 › 积分",
+        "会员积分 › 积分兑换",
         subject="咨询会员积分兑换规则",
         description="顾客询问会员积分能否抵扣现金、积分有效期多久、在哪里兑换。",
         reply="已告知每100积分可抵1元，积分有效期至次年年底，门店和小程序均可兑换。",
@@ -395,7 +403,7 @@ MATTERS = [
     ),
     M(
         T.CONSULTATION,
-        "会员 › 会员权益",
+        "会员积分 › 会员日",
         subject="咨询会员日活动内容",
         description="顾客询问本月会员日有哪些折扣，慢病用药是否参加活动。",
         reply="已告知每月8日、18日会员日全场9折，慢病用药另享积分加倍。",
@@ -403,7 +411,7 @@ MATTERS = [
     ),
     M(
         T.CONSULTATION,
-        "配送",
+        "配送 › 配送范围",
         subject="咨询送药上门的配送范围",
         description="顾客家住{store}附近小区，询问能否送药上门、多久送到、是否收配送费。",
         reply="已告知门店3公里内满39元免配送费，一般1小时内送达。",
@@ -411,7 +419,7 @@ MATTERS = [
     ),
     M(
         T.CONSULTATION,
-        "价格",
+        "医保 › 医保支付",
         subject="询问{drug}的价格和医保报销",
         description="顾客询问{drug}在门店的售价，能否刷医保卡个人账户支付。",
         reply="已查询门店售价并告知{store}为医保定点药店，可使用医保个人账户支付。",
@@ -419,7 +427,7 @@ MATTERS = [
     ),
     M(
         T.CONSULTATION,
-        None,
+        "门店服务 › 营业时间",
         subject="咨询门店营业时间和夜间购药",
         description="顾客询问{store}的营业时间，夜间急需用药时去哪家门店。",
         reply="已告知各门店营业时间，解放路店提供24小时夜间售药窗口。",
@@ -568,7 +576,7 @@ MATTERS = [
     ),
     M(
         T.COMPLAINT,
-        "会员 › 积分",
+        "会员积分 › 积分兑换",
         subject="会员积分被清零",
         description="顾客发现会员账户里的{n}000多积分被清零，之前没有收到任何通知。",
         reply="已致歉，告知核实积分记录后答复。",
@@ -578,7 +586,7 @@ MATTERS = [
     ),
     M(
         T.COMPLAINT,
-        "会员 › 会员权益",
+        "会员积分 › 会员权益",
         subject="会员生日礼品没有领到",
         description="顾客生日当月到{store}领取会员生日礼，店员称礼品已发完。",
         reply="已致歉，告知将请门店运营部核实并补发。",
@@ -589,6 +597,33 @@ MATTERS = [
         department="门店运营部",
         instructions="请核实{store}生日礼品库存，为顾客补发礼品。",
         answer="门店生日礼品备货不足，已补货并通知顾客到店领取。",
+    ),
+    M(
+        T.COMPLAINT,
+        "医保 › 医保结算异常",
+        subject="刷医保卡被重复扣款",
+        description="顾客{date}在{store}用医保个人账户支付购药，医保账户显示扣了两次款，要求退回多扣的钱。",
+        reply="已致歉，告知将请门店核对医保结算记录，多扣部分原路退回。",
+        resolution="经核对为收银系统网络中断后重复提交，已冲正多扣的医保款项并致歉。",
+        resolution_type=R.REFUND,
+        cost=(0, 0),
+        root_cause="系统故障",
+        department="门店运营部",
+        instructions="请{store}核对当日医保结算流水，为顾客冲正重复扣款。",
+        answer="已核实重复结算一笔，已在医保系统冲正，款项三个工作日内退回个人账户。",
+    ),
+    M(
+        T.COMPLAINT,
+        "门店服务 › 排队等候",
+        subject="{store}收银排队时间太长",
+        description="顾客称晚上7点在{store}排队结账等了20多分钟，只开了一个收银台，老人站着等很辛苦。",
+        reply="已致歉，告知将请门店运营部调整高峰时段的收银安排。",
+        resolution="门店已在晚高峰增开收银台并设置老人优先通道，已回访顾客致歉。",
+        resolution_type=R.EXPLANATION,
+        root_cause="流程缺陷",
+        department="门店运营部",
+        instructions="请{store}核查晚高峰收银排班，反馈改进措施。",
+        answer="晚高峰只排了一名收银员，已调整为两人并增设老人优先通道。",
     ),
     # After-sales
     M(
@@ -648,7 +683,7 @@ MATTERS = [
     # Suggestions
     M(
         T.SUGGESTION,
-        None,
+        "门店服务 › 营业时间",
         subject="建议延长夜间营业时间",
         description="顾客建议{store}延长到晚上10点营业，下班后买药不方便。",
         reply="感谢建议，已转门店运营部评估。",
@@ -656,7 +691,7 @@ MATTERS = [
     ),
     M(
         T.SUGGESTION,
-        "会员 › 会员权益",
+        "会员积分 › 会员权益",
         subject="建议会员积分可以兑换体检服务",
         description="顾客建议会员积分除了抵现，还可以兑换血压、血糖等健康检测服务。",
         reply="感谢建议，已记录并反馈会员运营。",
@@ -681,7 +716,7 @@ MATTERS = [
     # Service requests
     M(
         T.SERVICE_REQUEST,
-        "会员 › 会员权益",
+        "会员积分 › 会员权益",
         subject="申请修改会员绑定手机号",
         description="顾客原手机号已停用，申请将会员卡绑定的手机号改为新号码。",
         reply="已核实身份信息，告知需本人携带身份证到店办理。",
@@ -691,7 +726,7 @@ MATTERS = [
     ),
     M(
         T.SERVICE_REQUEST,
-        "配送",
+        "配送 › 定期送药",
         subject="申请每月定期送药上门",
         description="顾客家中老人长期服用{drug}，申请每月固定日期送药上门。",
         reply="已登记需求，请物流配送部安排定期配送。",
@@ -703,7 +738,7 @@ MATTERS = [
     ),
     M(
         T.SERVICE_REQUEST,
-        None,
+        "门店服务 › 发票",
         subject="申请开具电子发票",
         description="顾客{date}在{store}消费，当时未开发票，现申请补开电子发票。",
         reply="已登记开票信息。",

@@ -21,6 +21,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from kefu.accounts.models import User
 from kefu.core.exceptions import DomainError, ValidationFailed
+from kefu.core.forms import FieldNamedErrorsMixin
 from kefu.core.permissions import has_perm, require_perm
 from kefu.customers.models import ContactPoint
 from kefu.followups import services
@@ -41,7 +42,7 @@ TEAM_LIMIT = 100
 CARE_LIST_HISTORY = 100
 
 
-class FollowUpCompleteForm(forms.Form):
+class FollowUpCompleteForm(FieldNamedErrorsMixin, forms.Form):
     outcome = forms.ChoiceField(
         label=gettext_lazy("Outcome"),
         choices=[("", "—"), *FollowUp.Outcome.choices],
@@ -61,7 +62,7 @@ class FollowUpCompleteForm(forms.Form):
     )
 
 
-class FollowUpMessageForm(forms.Form):
+class FollowUpMessageForm(FieldNamedErrorsMixin, forms.Form):
     body = forms.CharField(
         label=gettext_lazy("Message"),
         max_length=services.MESSAGE_MAX,

@@ -15,19 +15,19 @@ from decimal import Decimal
 from typing import Any
 
 import django_filters
-from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 
 from kefu.accounts.models import User
 from kefu.core.attachments import attachment_response
 from kefu.core.exceptions import NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
+from kefu.core.public_address import public_url
 from kefu.customers.models import Customer
 from kefu.followups.models import FollowUp
 from kefu.tickets import services, sla
@@ -254,7 +254,11 @@ class TicketOut(Schema):
     external_escalations: list[ExternalEscalationOut]
     attachments: list[AttachmentOut]
     status_url: str | None = Field(
-        description="The customer's status page (signed link, no login), to send by SMS."
+        description=(
+            "The customer's status page (signed link, no login), to send by SMS; null when"
+            " KEFU_BASE_URL is unset and this request came through a proxy or at another"
+            " address than the one Kefu serves, where the link would be dead."
+        )
     )
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -369,11 +373,12 @@ def _event(e: TicketEvent) -> dict:
     }
 
 
-def _status_url(ticket: Ticket) -> str | None:
+def _status_url(request: HttpRequest, ticket: Ticket) -> str | None:
     try:
-        return settings.BASE_URL + status_path_for(ticket)
+        path = status_path_for(ticket)
     except NoReverseMatch:  # the customer status page is not installed
         return None
+    return public_url(request, path)  # None where the link would be dead
 
 
 def _list_item(ticket: Ticket, now: dt.datetime) -> dict:
@@ -399,7 +404,7 @@ def _list_item(ticket: Ticket, now: dt.datetime) -> dict:
     }
 
 
-def _ticket_out(ticket: Ticket, now: dt.datetime) -> dict:
+def _ticket_out(request: HttpRequest, ticket: Ticket, now: dt.datetime) -> dict:
     return {
         "id": ticket.pk,
         "number": ticket.number,
@@ -439,7 +444,7 @@ def _ticket_out(ticket: Ticket, now: dt.datetime) -> dict:
         "handoffs": [_handoff(h) for h in ticket.handoffs.all()],
         "external_escalations": [_escalation(e) for e in ticket.external_escalations.all()],
         "attachments": [_attachment(a) for a in ticket.attachments.all()],
-        "status_url": _status_url(ticket),
+        "status_url": _status_url(request, ticket),
         "created_at": ticket.created_at,
         "updated_at": ticket.updated_at,
     }
@@ -447,7 +452,7 @@ def _ticket_out(ticket: Ticket, now: dt.datetime) -> dict:
 
 def _detail(request: HttpRequest, ticket_id: int) -> dict:
     ticket = ticket_get_detail(user=request.auth, ticket_id=ticket_id)
-    return _ticket_out(ticket, timezone.now())
+    return _ticket_out(request, ticket, timezone.now())
 
 
 # --- Input schemas ----------------------------------------------------------------------------
@@ -570,7 +575,9 @@ class ExternalEscalationIn(Schema):
 class TicketApiFilterSet(TicketFilterSet):
     """The list page's filters, plus the customer and a yes/no SLA filter for integrations."""
 
-    customer = django_filters.NumberFilter(label=gettext_lazy("Customer"), field_name="customer_id")
+    customer = django_filters.NumberFilter(
+        label=pgettext_lazy("person", "Customer"), field_name="customer_id"
+    )
     breaching = django_filters.BooleanFilter(
         label=gettext_lazy("Breaching SLA"), method="filter_breaching"
     )

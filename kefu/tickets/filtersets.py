@@ -65,7 +65,10 @@ class TicketFilterSet(django_filters.FilterSet):
     """Filters of the ticket list. Pass `request` (for "mine") and `now` (for the SLA state)."""
 
     tab = django_filters.ChoiceFilter(
-        label=_("View"), choices=TABS, method="filter_tab", empty_label=None
+        label=pgettext_lazy("ticket list", "View"),
+        choices=TABS,
+        method="filter_tab",
+        empty_label=None,
     )
     q = django_filters.CharFilter(label=_("Search"), method="filter_q")
     status = django_filters.ChoiceFilter(

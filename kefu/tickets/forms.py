@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from kefu.accounts.models import Store, User
+from kefu.core.forms import FieldNamedErrorsMixin
 from kefu.tickets.models import Department, ExternalEscalation, Queue, RootCause, Ticket
 from kefu.tickets.selectors import category_choices
 
@@ -61,7 +62,7 @@ def tag_names(raw: str | None) -> list[str]:
     return [t.strip() for t in (raw or "").replace("，", ",").split(",") if t.strip()]
 
 
-class ActionForm(forms.Form):
+class ActionForm(FieldNamedErrorsMixin, forms.Form):
     """A form of the ticket pages. Knows who fills it in and for which ticket, and puts a
     service's {field: [messages]} on the matching fields (the rest above the form, named by the
     field's label)."""

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_http_methods
 from kefu.core.attachments import attachment_extensions
 from kefu.core.csp import csp_images_from_self
 from kefu.core.exceptions import DomainError, ValidationFailed
+from kefu.core.forms import FieldNamedErrorsMixin
 from kefu.tickets import services
 from kefu.tickets.exceptions import TicketNotFound
 from kefu.tickets.models import Ticket, TicketEvent
@@ -66,7 +67,7 @@ STATUS_HINTS = {
 }
 
 
-class CustomerMessageForm(forms.Form):
+class CustomerMessageForm(FieldNamedErrorsMixin, forms.Form):
     body = forms.CharField(
         label=gettext_lazy("Add information"),
         widget=forms.Textarea(attrs={"rows": 4, "maxlength": MESSAGE_MAX_LENGTH}),

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -24,6 +23,7 @@ from kefu.accounts.models import User
 from kefu.core.attachments import attachment_response
 from kefu.core.exceptions import DomainError, Forbidden, NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
+from kefu.core.public_address import public_address_problem, public_url
 from kefu.customers.models import ContactPoint, Customer
 from kefu.customers.selectors import (
     customer_get_for_user,
@@ -192,11 +192,14 @@ def ticket_customer_search(request: HttpRequest) -> HttpResponse:
 # --- Detail -----------------------------------------------------------------------------------
 
 
-def _status_url(ticket: Ticket) -> str | None:
+def _status_url(request: HttpRequest, ticket: Ticket) -> str | None:
+    """The customer's status link; None when the status page is not installed or the link would
+    be dead (KEFU_BASE_URL unset behind a proxy: kefu.core.public_address)."""
     try:
-        return settings.BASE_URL + status_path_for(ticket)
-    except NoReverseMatch:  # the customer status page is not installed
+        path = status_path_for(ticket)
+    except NoReverseMatch:
         return None
+    return public_url(request, path)
 
 
 def _can(ticket: Ticket, action: str) -> bool:
@@ -268,6 +271,7 @@ def _detail_context(
             forms[key] = ACTIONS[key].form(user=user, ticket=ticket, auto_id=f"{key}_%s")
     customer = ticket.customer
     contacts = list(customer.contacts.all())
+    can_send_status = user.has_perm("tickets.change_ticket")
     return {
         "ticket": ticket,
         "now": now,
@@ -279,7 +283,8 @@ def _detail_context(
         "can_view_customer": user.has_perm("customers.view_customer"),
         "handoffs": handoffs,
         "open_handoff": open_handoff,
-        "status_url": _status_url(ticket) if user.has_perm("tickets.change_ticket") else None,
+        "status_url": _status_url(request, ticket) if can_send_status else None,
+        "status_link_withheld": can_send_status and public_address_problem(request) is not None,
         "timeline": [(e, display.event_line(e)) for e in ticket_timeline(ticket=ticket)],
         "allowed": dict.fromkeys(allowed, True),
         "forms": forms,

@@ -372,10 +372,12 @@ def test_complaint_through_the_api_from_opening_to_closing(
     sla_policies,
     media,
     django_capture_on_commit_callbacks,
+    settings,
 ):
     """An agent opens a complaint and hands it to the quality department; the handler answers
     with the resolution; the customer accepts on the phone and the complaint specialist closes."""
     # given
+    settings.SERVED_URL = settings.BASE_URL = "http://testserver"  # where the client calls
     agent_api, handler_api, specialist_api = (
         api_client(u) for u in (agent, handler, complaint_specialist)
     )

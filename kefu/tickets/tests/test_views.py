@@ -361,7 +361,10 @@ def test_customer_picker_searches_visible_customers(agent, customer):
     assert "13812341234" not in html
 
 
-def test_detail_shows_masked_phone_sla_and_status_link(agent, customer, ticket, sla_policies):
+def test_detail_shows_masked_phone_sla_and_status_link(
+    agent, customer, ticket, sla_policies, settings
+):
+    settings.SERVED_URL = settings.BASE_URL = "http://testserver"  # where the client opens it
     ticket = open_ticket(agent, customer)
     html = client_for(agent).get(ticket.get_absolute_url()).content.decode()
     assert "138****1234" in html

@@ -11,6 +11,7 @@ from kefu.demo import care as demo_care
 from kefu.demo import conversations as demo_conversations
 from kefu.demo import data
 from kefu.demo import tickets as demo_tickets
+from kefu.tickets.models import Category
 
 # Customers per import call, so a large --customers does not hold every row in memory at once.
 CHUNK = 10_000
@@ -40,12 +41,41 @@ class Command(BaseCommand):
             ),
         )
         parser.add_argument(
+            "--categories",
+            choices=sorted(set(demo_tickets.CATEGORY_SETS) - {"pharmacy"}),
+            help=(
+                "Load only the ticket categories of another example trade into this database "
+                "(property: a property-management company's service desk) and stop."
+            ),
+        )
+        parser.add_argument(
             "--force",
             action="store_true",
             help="Load into a database that already holds other users or customers.",
         )
 
-    def handle(self, *args, seed: int, customers: int, tickets: int | None, force: bool, **options):
+    def handle(
+        self,
+        *args,
+        seed: int,
+        customers: int,
+        tickets: int | None,
+        force: bool,
+        categories: str | None = None,
+        **options,
+    ):
+        if categories:
+            tree = demo_tickets.CATEGORY_SETS[categories]
+            before = Category.objects.count()
+            with transaction.atomic():
+                found = demo_tickets.categories_create(tree)
+            self.stdout.write(
+                f"Ticket categories of the {categories} example: {len(found)} "
+                f"({Category.objects.count() - before} new), under "
+                + ", ".join(name for name, _children in tree)
+                + "."
+            )
+            return
         if customers < 0:
             raise CommandError("--customers cannot be negative.")
         if tickets is None:
@@ -99,14 +129,18 @@ class Command(BaseCommand):
                     ),
                 )
             # Member care and store visits, with the activity only (--tickets 0 leaves it out).
-            care = demo_care.care_load(seed=seed) if tickets else {"appointments": 0}
+            care = (
+                demo_care.care_load(seed=seed)
+                if tickets
+                else {"appointments": 0, "visits": 0, "visit_orders": 0}
+            )
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"Loaded the demo department in {elapsed:.1f} s: {len(data.STORES)} stores, "
             f"{len(data.STAFF)} staff, {created:,} customers, {tickets:,} tickets, "
             f"{chats['conversations']:,} chats, {chats['call']:,} calls, "
-            f"{care['appointments']:,} store visits booked "
-            f"(seed {seed})."
+            f"{care['appointments']:,} store visits booked ({care['visits']:,} made, "
+            f"{care['visit_orders']:,} with a purchase) (seed {seed})."
         )
         self.stdout.write(data.LOGINS_HELP)
         if tickets:
