@@ -147,8 +147,11 @@ def test_the_demo_departments_pages_raise_no_violation(page, violations, shot):
     assert violations.found == []
 
 
-def test_the_behaviours_that_were_inline_handlers_still_work(page, violations, shot):
-    # given
+def test_the_behaviours_that_were_inline_handlers_still_work(
+    page, violations, shot, live_server, settings
+):
+    # given (the live server is where status links point)
+    settings.SERVED_URL = settings.BASE_URL = live_server.url
     supervisor = UserFactory(username="lead", role="supervisor")
     customer = make_customer(name="张三", phone="13812341234")
     spare = ContactPoint.objects.create(
