@@ -101,6 +101,9 @@ _TICKET_CONFIG = [
     )
     for action in ("view", "add", "change", "delete")
 ]
+# Seeing everyone's background jobs (imports, exports): what ran, for whom, how it ended; the
+# files stay with whoever started them.
+_JOBS_OVERSIGHT = ["jobs.view_all_jobs"]
 _SYSTEM = [
     "accounts.view_user",
     "accounts.add_user",
@@ -144,7 +147,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _CHAT_LEAD
     + _CAMPAIGNS
     + _APPOINTMENTS
-    + ["appointments.record_visit"],
+    + ["appointments.record_visit"]
+    + _JOBS_OVERSIGHT,
     Role.DIRECTOR: _CUSTOMER_WORK
     + _FULL_CONTACT
     + _ARCHIVE_ADMIN
@@ -152,7 +156,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _TICKET_WORK
     + _TICKET_LEAD
     + _CHAT_WORK
-    + _CHAT_LEAD,
+    + _CHAT_LEAD
+    + _JOBS_OVERSIGHT,
     Role.STORE_MANAGER: [
         "customers.view_customer",
         "customers.add_customer",
@@ -172,6 +177,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_SYSTEM,
         *_TICKET_CONFIG,
         *_CHAT_CONFIG,
+        *_JOBS_OVERSIGHT,
         "tickets.view_ticket",
         "tickets.view_all_tickets",
     ],
