@@ -788,6 +788,8 @@ def _import(
     if commit and valid:
         prepared = _prepare(actor=actor, rows=valid, result=result, progress=progress)
         del checker, valid
+        # Said before the transaction begins, where others can still see it.
+        progress(PHASE_SAVE, 0, len(prepared))
         try:
             _write(
                 actor=actor,
