@@ -208,6 +208,8 @@ class JobRun:
             self._phase_started_at = timezone.now()
             self._phase_flushed = False
         self.done, self.total = done, total
+        if total is not None and done >= total:
+            self._phase_flushed = False  # the end of a step is always told
         if self.listener is not None:
             self.listener(ProgressReport(phase, done, total, self._phase_started))
         if len(connection.atomic_blocks) > self._base_depth:

@@ -1,11 +1,14 @@
 import csv
 import datetime as dt
+import importlib
 import io
 import re
+import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -26,9 +29,12 @@ from kefu.customers.selectors import customer_search
 from kefu.customers.services import customer_search_text
 from kefu.customers.tests.factories import make_customer
 from kefu.jobs.models import Job
+from kefu.jobs.runs import ProgressReport
 
 pytestmark = pytest.mark.django_db
 
+# The module of `kefu import` (its name is a keyword).
+ProgressLine = importlib.import_module("kefu.customers.management.commands.import").ProgressLine
 HEADER = ["姓名", "手机", "性别", "生日", "等级", "状态", "门店", "标签"]
 ZHANG = ["张三", "138 1234 5678", "男", "1980-01-02", "VIP", "会员", "人民路店", "慢病、母婴"]
 
@@ -843,3 +849,78 @@ def test_choice_cells_accept_the_labels_the_ui_shows(records_officer):
         "customer",
         "key_account",
     )
+
+
+# --- Progress -------------------------------------------------------------------------------------
+
+
+def test_an_import_reports_rows_done_of_total_in_each_step():
+    """Checking reports every PROGRESS_EVERY rows of the expected number; preparing and saving
+    count the valid rows; "saving" is said before the write transaction begins."""
+    rows = [{"name": f"客户{i}", "phone": f"138{i:08d}"} for i in range(1200)]
+    rows[10]["phone"] = "1"
+    heard: list[tuple[str, int, int | None, int]] = []
+
+    def progress(phase, done, total):
+        heard.append((phase, done, total, len(connection.atomic_blocks)))
+
+    base = len(connection.atomic_blocks)
+    result = customer_import_rows(
+        actor=None, rows=rows, commit=True, progress=progress, expected_rows=1200
+    )
+
+    assert result.created == 1199
+    checking = [(done, total) for phase, done, total, _depth in heard if phase == "checking"]
+    assert checking == [(0, 1200), (499, 1200), (999, 1200), (1200, 1200)]
+    preparing = [(done, total) for phase, done, total, _depth in heard if phase == "preparing"]
+    assert preparing == [(0, 1199), (500, 1199), (1000, 1199), (1199, 1199)]
+    saving = [(d, t, depth) for phase, d, t, depth in heard if phase == "saving"]
+    assert saving[0] == (0, 1199, base)  # outside the transaction: others can see it
+    assert all(depth > base for _d, _t, depth in saving[1:])
+    assert saving[-1][:2] == (1199, 1199)
+    assert [phase for phase, *_rest in heard] == sorted(
+        (phase for phase, *_rest in heard), key=["checking", "preparing", "saving"].index
+    )
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "csv"])
+def test_a_sheet_says_how_many_rows_to_expect(kind):
+    rows = [["客户导入表"], ["姓名", "手机"], ["张三", "13812345678"], ["李四", ""], ["王五", ""]]
+    upload = xlsx_upload(rows) if kind == "xlsx" else csv_upload(rows)
+
+    sheet = imports.open_spreadsheet(upload, upload.name)
+
+    assert sheet.estimated_rows == 3
+    assert len(list(sheet.rows)) == 3
+
+
+def test_import_command_shows_a_progress_line(tmp_path, records_officer):
+    path = tmp_path / "customers.csv"
+    path.write_bytes(csv_upload([["姓名", "手机"], ["张三", "13812345678"], ["李四", ""]]).read())
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command(
+        "import", str(path), "--commit", "--user", "records", "--progress", stdout=out, stderr=err
+    )
+
+    line = err.getvalue()
+    assert re.search(r"\rchecking +2/2 rows", line)
+    assert re.search(r"\rsaving +2/2 rows", line)
+    assert line.endswith("\n")
+    assert "Imported 2 customers" in out.getvalue()
+    job = Job.objects.get()  # the command's work is a job of the user's, run in its process
+    assert (job.kind, job.owner, job.in_process, job.status) == (
+        "customer_import",
+        records_officer,
+        True,
+        "succeeded",
+    )
+
+
+def test_the_progress_line_gives_the_rate_and_the_time_left():
+    out = io.StringIO()
+    line = ProgressLine(out)
+
+    line(ProgressReport("checking", 45_000, 100_000, time.monotonic() - 10))
+
+    assert out.getvalue() == "\rchecking     45,000/100,000 rows  4,500 rows/s  12 s left"
