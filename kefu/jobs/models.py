@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kefu.core.models import TimeStampedModel
 
@@ -41,11 +42,11 @@ class Job(TimeStampedModel):
     started it; its files live in MEDIA_ROOT/jobs/<id>/."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", _("Waiting")
-        RUNNING = "running", _("Running")
-        SUCCEEDED = "succeeded", _("Done")
-        FAILED = "failed", _("Failed")
-        CANCELLED = "cancelled", _("Cancelled")
+        QUEUED = "queued", pgettext_lazy("job status", "Waiting")
+        RUNNING = "running", pgettext_lazy("job status", "Running")
+        SUCCEEDED = "succeeded", pgettext_lazy("job status", "Done")
+        FAILED = "failed", pgettext_lazy("job status", "Failed")
+        CANCELLED = "cancelled", pgettext_lazy("job status", "Cancelled")
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 

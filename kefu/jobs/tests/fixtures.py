@@ -10,7 +10,6 @@ import datetime as dt
 import pytest
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
 
 from kefu.audit.services import audit_record
 from kefu.core.exceptions import ValidationFailed
@@ -56,7 +55,7 @@ def _counting_run(run: JobRun) -> None:
 job_kind_register(
     JobKind(
         name=COUNTING,
-        label=gettext_lazy("Count rows"),
+        label="Count rows",
         permission="customers.export_customer",
         run=_counting_run,
         phases=(Phase("counting", "Counting rows", 3), Phase("writing", "Writing", 1)),
