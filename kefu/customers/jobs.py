@@ -405,6 +405,7 @@ job_kind_register(
         template="customers/job_customer_import.html",
         context=_import_context,
         outcome=_import_outcome,
+        own_download=True,
     )
 )
 job_kind_register(
@@ -422,6 +423,7 @@ job_kind_register(
         template="customers/job_customer_import.html",
         context=_import_context,
         outcome=_import_outcome,
+        own_download=True,
     )
 )
 job_kind_register(

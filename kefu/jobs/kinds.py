@@ -39,6 +39,8 @@ class JobKind:
     context: "Callable[[Job, User], dict[str, Any]] | None" = None
     # One line on the list of jobs for a finished job ("99,000 customers imported").
     outcome: "Callable[[Job], str] | None" = None
+    # Its template offers the result file itself (the generic download button is left out).
+    own_download: bool = False
     # After its worker died, run it again from the start (False: end it as failed).
     retry: bool = True
 
