@@ -311,7 +311,7 @@ def jobs_recover(*, now: dt.datetime) -> dict[str, int]:
         kind = job_kind_get(job.kind)
         held = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, claimed_by=job.claimed_by)
         retry = kind is not None and kind.retry and not job.in_process
-        if retry and job.attempts < MAX_ATTEMPTS:
+        if retry and job.attempts < MAX_ATTEMPTS and job.cancel_requested_at is None:
             with transaction.atomic():
                 if held.update(
                     status=Job.Status.QUEUED,
@@ -320,7 +320,6 @@ def jobs_recover(*, now: dt.datetime) -> dict[str, int]:
                     phase="",
                     done=0,
                     total=None,
-                    cancel_requested_at=None,
                 ):
                     counts["requeued"] += 1
                     logger.warning("Job %s lost its worker; it runs again.", job.pk)

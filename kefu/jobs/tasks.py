@@ -9,6 +9,7 @@ from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, on_startup
 
+from kefu.jobs.models import Job
 from kefu.jobs.services import jobs_files_prune, jobs_recover
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ def job_run_task(job_id: int) -> str:
     if HUEY.immediate:
         return job_run(job_id=job_id)
     if not _slots.acquire(blocking=False):
+        # Still in hand: the recovery need not hand the job to the worker again.
+        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(enqueued_at=timezone.now())
         job_run_task.schedule((job_id,), delay=RETRY_DELAY)
         return "waiting for a slot"
     try:

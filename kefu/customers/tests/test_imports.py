@@ -797,7 +797,8 @@ def test_the_template_download_has_the_headers_the_import_reads(records_officer)
 # --- Command ---------------------------------------------------------------------------------------
 
 
-def test_import_command_checks_then_commits(tmp_path, records_officer):
+def test_import_command_checks_then_commits(tmp_path, records_officer, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
     path = tmp_path / "customers.csv"
     path.write_bytes(csv_upload([["姓名", "手机"], ["张三", "13812345678"], ["", "1"]]).read())
     out = io.StringIO()
@@ -810,6 +811,13 @@ def test_import_command_checks_then_commits(tmp_path, records_officer):
     assert "row 3, Mobile phone [1]" in text
     assert "--commit" in text
     assert not Customer.objects.exists()
+    check = Job.objects.get()
+    assert (check.kind, check.in_process, check.status) == (
+        "customer_import_check",
+        True,
+        "succeeded",
+    )
+    assert not (tmp_path / "media" / "jobs" / str(check.pk) / "rows.jsonl").exists()
 
     call_command("import", str(path), "--commit", "--user", "records", stdout=out)
 

@@ -210,19 +210,24 @@ def test_a_job_of_a_dead_command_is_not_handed_to_the_worker(records_officer, ma
     assert (job.status, job.error_code) == ("failed", "interrupted")
 
 
-def test_a_cancelled_job_of_a_dead_worker_ends_cancelled(records_officer, make_job, run_jobs):
+@pytest.mark.parametrize("attempts", [1, MAX_ATTEMPTS])
+def test_a_cancelled_job_of_a_dead_worker_ends_cancelled_not_run_again(
+    records_officer, make_job, run_jobs, attempts
+):
     job = make_job(
         records_officer,
         status=Job.Status.RUNNING,
-        attempts=MAX_ATTEMPTS,
+        attempts=attempts,
         claimed_by=dead_claim(),
         cancel_requested_at=timezone.now(),
     )
 
-    jobs_recover(now=timezone.now())
+    with run_jobs():
+        jobs_recover(now=timezone.now())
 
     job.refresh_from_db()
     assert job.status == "cancelled"
+    assert not AuditEntry.objects.filter(action="test.counted").exists()
 
 
 def test_a_live_worker_on_this_machine_keeps_its_job_however_quiet(records_officer, make_job):
