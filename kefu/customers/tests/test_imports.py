@@ -678,6 +678,37 @@ def test_upload_is_checked_by_a_job_then_imported_by_another(
     assert Job.objects.count() == 2
 
 
+def test_a_stopped_import_offers_to_check_the_same_file_again(records_officer, media, run_jobs):
+    """The upload is kept until an import of it succeeds: after a cancelled (or failed) import
+    the file is checked again from its page, without uploading it again."""
+    client = client_for(records_officer)
+    with run_jobs():
+        check = job_of(
+            client.post(
+                reverse("customers:customer_import"), {"file": csv_upload([["姓名"], ["张三"]])}
+            )
+        )
+    imported = job_of(client.post(reverse("customers:customer_import_confirm", args=[check.pk])))
+    client.post(reverse("jobs:job_cancel", args=[imported.pk]))  # before a worker took it
+    page = client.get(imported.get_absolute_url()).content.decode()
+    recheck_url = reverse("customers:customer_import_recheck", args=[imported.pk])
+    assert recheck_url in page
+
+    with run_jobs():
+        response = client.post(recheck_url)
+    again = job_of(response)
+
+    imported.refresh_from_db()
+    assert imported.status == "cancelled"
+    assert (again.kind, again.status, again.summary["valid"]) == (
+        "customer_import_check",
+        "succeeded",
+        1,
+    )
+    assert again.pk != check.pk
+    assert not Customer.objects.exists()
+
+
 def test_only_the_uploader_can_confirm_an_upload(records_officer, manager, media, run_jobs):
     with run_jobs():
         started = client_for(records_officer).post(
