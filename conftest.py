@@ -3,6 +3,7 @@ import pytest
 pytest_plugins = [
     "kefu.accounts.tests.fixtures",
     "kefu.customers.tests.fixtures",
+    "kefu.jobs.tests.fixtures",
     "kefu.notifications.tests.fixtures",
     "kefu.tickets.tests.fixtures",
     "kefu.conversations.tests.fixtures",

@@ -8,9 +8,11 @@ the way Excel and WPS save it (text in a shared string table); `--format xlsx-op
 it with openpyxl instead, as Kefu's own export does (inline strings, about 2.5 times slower to
 read).
 
-The steps are those of the import page: the dry run reads the file, checks it and keeps the rows
-it read; the commit checks those rows again and writes them. Reading the file alone is timed too,
-since `kefu import FILE --commit` reads and commits in one go.
+The steps are those of the import page, run as its background jobs would run them in the worker
+(in this process): the check job stores the upload, reads the file, checks it and keeps the rows
+it read; the import job checks those rows again, prepares the customers and writes them in one
+transaction. The time that transaction holds the database's write lock is reported too. Reading
+the file alone is timed, since `kefu import FILE --commit` reads and commits in one go.
 
 Prints one JSON line per metric, with wall-clock seconds as the value and CPU seconds beside it
 (other processes on the machine slow the first, not the second). The database lives in a new
@@ -70,15 +72,14 @@ def run(args: argparse.Namespace, var_dir: Path) -> None:
 
     django.setup()
     from django.core.management import call_command
+    from django.utils import timezone
 
     from kefu.accounts.models import Store
-    from kefu.customers.imports import (
-        customer_import_rows,
-        import_rows_load,
-        import_rows_save,
-        read_spreadsheet,
-    )
+    from kefu.customers.imports import read_spreadsheet
+    from kefu.customers.jobs import customer_import_check_start, customer_import_confirm
     from kefu.customers.models import ContactPoint, Customer
+    from kefu.jobs.models import Job
+    from kefu.jobs.services import job_run
 
     call_command("migrate", verbosity=0)
     for code, name in STORES:
@@ -94,31 +95,45 @@ def run(args: argparse.Namespace, var_dir: Path) -> None:
     # Parsing alone: what `kefu import FILE --commit` pays on top of the commit step below.
     with Timer() as read, path.open("rb") as f:
         assert sum(1 for _row in read_spreadsheet(f, path.name)) == args.rows
-    # The import page: the upload is read and checked once, keeping the rows read ...
-    saved = var_dir / "rows.jsonl"
-    with Timer() as dry_run, path.open("rb") as f, saved.open("w", encoding="utf-8") as out:
-        rows = import_rows_save(read_spreadsheet(f, path.name), out)
-        dry = customer_import_rows(actor=None, rows=rows, commit=False, filename=path.name)
-    assert Customer.objects.count() == 0, "the dry run wrote customers"
-    # ... then "Import N valid rows" checks them again and writes them.
-    with Timer() as commit, saved.open(encoding="utf-8") as rows:
-        done = customer_import_rows(
-            actor=None, rows=import_rows_load(rows), commit=True, filename=path.name
+    # The import page: the check job reads and checks the upload, keeping the rows read ...
+    with Timer() as dry_run, path.open("rb") as f:
+        check = customer_import_check_start(
+            actor=None, upload=f, filename=path.name, ip=None, now=timezone.now()
         )
-    assert done.total == args.rows, (done.total, args.rows)
-    assert done.invalid == bad == dry.invalid, (done.invalid, bad, dry.invalid)
-    assert Customer.objects.count() == done.created == args.rows - bad
-    assert ContactPoint.objects.count() >= done.created
+        job_run(job_id=check.pk)
+    check.refresh_from_db()
+    assert check.status == Job.Status.SUCCEEDED, check.error_display
+    assert Customer.objects.count() == 0, "the check wrote customers"
+    # ... then "Import N valid rows" starts the import job: it checks them again and writes them.
+    phases = PhaseClock()
+    with Timer() as commit:
+        imported = customer_import_confirm(
+            actor=None, check_job_id=check.pk, ip=None, now=timezone.now()
+        )
+        job_run(job_id=imported.pk, listener=phases)
+    imported.refresh_from_db()
+    assert imported.status == Job.Status.SUCCEEDED, imported.error_display
+    done, dry = imported.summary, check.summary
+    assert done["rows"] == args.rows, (done["rows"], args.rows)
+    assert done["invalid"] == bad == dry["invalid"], (done["invalid"], bad, dry["invalid"])
+    assert Customer.objects.count() == done["created"] == args.rows - bad
+    assert ContactPoint.objects.count() >= done["created"]
 
     label = "100k" if args.rows == 100_000 else str(args.rows)
     emit("customer_import_read_file", read, args, note="parse only")
-    emit("customer_import_dry_run", dry_run, args, note="read, check, keep the rows")
-    emit("customer_import_commit", commit, args, note="check again and write")
+    emit("customer_import_dry_run", dry_run, args, note="check job: read, check, keep the rows")
+    emit("customer_import_commit", commit, args, note="import job: check again, prepare, write")
+    emit(
+        "customer_import_write_lock",
+        Timer(phases.seconds("saving")),
+        args,
+        note="the import job's write transaction",
+    )
     emit(
         f"customer_import_{label}_rows",
         Timer(dry_run.seconds + commit.seconds, dry_run.cpu + commit.cpu),
         args,
-        note="dry run + commit, as on the import page",
+        note="check job + import job, as on the import page",
     )
     emit(
         "customer_import_file_commit",
@@ -250,6 +265,21 @@ def write_xlsx_like_excel(path: Path, rows: list[list]) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, body in parts.items():
             archive.writestr(name, declaration + body)
+
+
+class PhaseClock:
+    """A job listener that notes when each phase began and last reported."""
+
+    def __init__(self) -> None:
+        self.spans: dict[str, list[float]] = {}
+
+    def __call__(self, report) -> None:
+        now = time.perf_counter()
+        self.spans.setdefault(report.phase, [now, now])[1] = now
+
+    def seconds(self, phase: str) -> float:
+        start, end = self.spans.get(phase, (0.0, 0.0))
+        return end - start
 
 
 class Timer:

@@ -170,3 +170,44 @@ def test_records_officer_reveals_a_phone_and_it_is_audited(page, log_in, shot):
     shot(page, "07-contact-revealed")
     page.set_viewport_size(PHONE_WIDTH)
     shot(page, "07b-profile-phone")
+
+
+def test_records_officer_imports_a_sheet_through_its_jobs(page, log_in, shot, settings, tmp_path):
+    """A records officer uploads a sheet: the check runs as a background job whose page shows
+    the counts and the row problems; confirming starts the import job, whose page shows the
+    customers imported. Both are listed under the officer's background jobs."""
+    # given
+    settings.MEDIA_ROOT = tmp_path / "media"
+    UserFactory(username="dangan", role="records_officer")
+    sheet = tmp_path / "会员名单.csv"
+    sheet.write_text("姓名,手机\n张三,13812345678\n李四,12345\n王五,13900001111\n", "utf-8-sig")
+    log_in(page, "dangan")
+
+    # when: the sheet is uploaded on the import page
+    page.goto("/customers/import/")
+    page.set_input_files("#import-panel input[type=file]", str(sheet))
+    page.click("#import-panel button[type=submit]")
+
+    # then: the check job's page, finished, with nothing saved yet
+    expect(page).to_have_url(re.compile(r"/jobs/\d+/$"))
+    panel = page.get_by_test_id("job-panel")
+    expect(panel).to_have_attribute("data-status", "succeeded")
+    expect(page.get_by_test_id("rows-valid")).to_have_text("2")
+    expect(page.get_by_test_id("rows-invalid")).to_have_text("1")
+    assert not Customer.objects.exists()
+    shot(page, "08-import-checked")
+    with page.expect_download() as download_info:
+        page.get_by_test_id("import-report").click()
+    assert download_info.value.suggested_filename == "会员名单-errors.csv"
+
+    # when: the officer imports the valid rows
+    page.get_by_test_id("import-confirm").click()
+
+    # then: the import job's page, done, and the customers are in the archive
+    expect(page.get_by_test_id("import-summary")).to_be_visible()
+    expect(page.get_by_test_id("job-panel")).to_have_attribute("data-status", "succeeded")
+    assert sorted(Customer.objects.values_list("name", flat=True)) == ["张三", "王五"]
+    shot(page, "09-import-done")
+    page.click("header a[href='/jobs/']")
+    expect(page.locator("table tbody tr")).to_have_count(2)
+    shot(page, "10-background-jobs")

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "kefu.businesstime",
     "kefu.customers",
     "kefu.notifications",
+    "kefu.jobs",
     "kefu.tickets",
     "kefu.followups",
     "kefu.conversations",
@@ -218,6 +219,13 @@ HUEY = {
 # A worker's claim on work only one may do at a time (an SMS gateway's dispatch, a mailbox poll)
 # lapses this many seconds after its last renewal, so a killed worker's work is taken over then.
 LEASE_SECONDS = max(int(os.environ.get("KEFU_LEASE_SECONDS", "60")), 2)
+# Background jobs (imports, exports): a job whose worker shows no sign of life for this many
+# seconds is run again (a dead worker on the same machine is noticed at once when one starts);
+# their files (uploads, results) are deleted this many days after the job ends; and each worker
+# process runs at most this many jobs at once, keeping its other threads for timers and sends.
+JOB_STALE_SECONDS = int(os.environ.get("KEFU_JOB_STALE_SECONDS", "120"))
+JOB_KEEP_DAYS = int(os.environ.get("KEFU_JOB_KEEP_DAYS", "7"))
+JOB_CONCURRENCY = int(os.environ.get("KEFU_JOB_CONCURRENCY", "1"))
 # Daily backup by the worker (PRODUCT §2.12): hour in Asia/Shanghai, empty to switch it off.
 BACKUP_DAILY_HOUR = os.environ.get("KEFU_BACKUP_DAILY_HOUR", "2")
 BACKUP_KEEP = int(os.environ.get("KEFU_BACKUP_KEEP", "14"))

@@ -19,6 +19,7 @@ urlpatterns = [
     path("campaigns/", include("kefu.campaigns.urls")),
     path("appointments/", include("kefu.appointments.urls")),
     path("notifications/", include("kefu.notifications.urls")),
+    path("jobs/", include("kefu.jobs.urls")),
     path("s/", include("kefu.tickets.public_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),

@@ -101,6 +101,9 @@ _TICKET_CONFIG = [
     )
     for action in ("view", "add", "change", "delete")
 ]
+# Seeing everyone's background jobs (imports, exports): what ran, for whom, how it ended; the
+# files stay with whoever started them.
+_JOBS_OVERSIGHT = ["jobs.view_all_jobs"]
 _SYSTEM = [
     "accounts.view_user",
     "accounts.add_user",
@@ -165,7 +168,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _CAMPAIGNS
     + ["campaigns.approve_campaign"]  # bulk messages above KEFU_CAMPAIGN_APPROVAL_THRESHOLD
     + _APPOINTMENTS
-    + ["appointments.record_visit"],
+    + ["appointments.record_visit"]
+    + _JOBS_OVERSIGHT,
     Role.DIRECTOR: _CUSTOMER_WORK
     + _FULL_CONTACT
     + _ARCHIVE_ADMIN
@@ -173,7 +177,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _TICKET_WORK
     + _TICKET_LEAD
     + _CHAT_WORK
-    + _CHAT_LEAD,
+    + _CHAT_LEAD
+    + _JOBS_OVERSIGHT,
     Role.STORE_MANAGER: [
         "customers.view_customer",
         "customers.add_customer",
@@ -194,6 +199,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_SETTINGS,
         *_TICKET_CONFIG,
         *_CHAT_CONFIG,
+        *_JOBS_OVERSIGHT,
         "tickets.view_ticket",
         "tickets.view_all_tickets",
     ],

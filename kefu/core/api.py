@@ -16,6 +16,7 @@ from kefu.conversations.api import router as conversations_router
 from kefu.core.exceptions import DomainError
 from kefu.customers.api import router as customers_router
 from kefu.followups.api import router as followups_router
+from kefu.jobs.api import router as jobs_router
 from kefu.notifications.api import router as notifications_router
 from kefu.tickets.api import router as tickets_router
 
@@ -36,6 +37,7 @@ api.add_router("/conversations", conversations_router)
 api.add_router("/campaigns", campaigns_router)
 api.add_router("/appointments", appointments_router)
 api.add_router("/notifications", notifications_router)
+api.add_router("/jobs", jobs_router)
 
 
 def error_response(

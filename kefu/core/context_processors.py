@@ -1,6 +1,7 @@
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from kefu.jobs.kinds import job_kinds
 from kefu.notifications.selectors import notification_unread_count
 
 
@@ -81,6 +82,12 @@ def navigation(request):
             "key": "notifications",
         }
     )
+    if user.has_perm("jobs.view_all_jobs") or any(
+        user.has_perm(kind.permission) for kind in job_kinds()
+    ):
+        items.append(
+            {"label": _("Background jobs"), "url": reverse("jobs:job_list"), "key": "jobs"}
+        )
     if user.has_perm("accounts.view_apitoken"):
         items.append(
             {"label": _("API tokens"), "url": reverse("accounts:token_list"), "key": "tokens"}

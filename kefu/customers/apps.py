@@ -10,6 +10,7 @@ class CustomersConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from kefu.customers import jobs  # noqa: F401  (registers the import and export jobs)
         from kefu.customers.search_index import search_index_ensure_after_migrate
 
         # Table rebuilds by later migrations drop the search triggers: put them back.

@@ -7,8 +7,9 @@ masked unless the user may see full contacts; the audit entry says which.
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
 
 from django.db.models import QuerySet
 from openpyxl import Workbook
@@ -28,44 +29,98 @@ from kefu.customers.models import ContactPoint, Customer
 from kefu.customers.selectors import customer_list_visible_to
 
 CHUNK = 2000
+PHASE_EXPORT, PHASE_PACKAGE = "exporting", "packaging"
+PROGRESS_EVERY = 500
 # Column widths of the sheet, in characters.
 _WIDTHS = {"number": 13, "name": 12, "phone": 15, "phone2": 15, "email": 24, "notes": 30}
+
+
+@dataclass(frozen=True)
+class ExportWritten:
+    count: int
+    filters: dict[str, str]  # the filters that were applied (unknown keys dropped)
+    full_contacts: bool
+
+
+def customer_export_write(
+    *,
+    actor: User | None,
+    queryset_filters: dict[str, Any],
+    fmt: str,
+    out: IO[bytes],
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> ExportWritten:
+    """Write the customers the actor sees, filtered like the list page, to `out` as .xlsx or
+    .csv; not audited (the caller audits, with what it does with the file).
+
+    `progress(phase, done, total)` hears rows written of the number of customers found.
+    """
+    customers, filters, full = _export_prepare(actor, queryset_filters)
+    report = progress or (lambda phase, done, total: None)
+    total = customers.count() if progress else None
+    report(PHASE_EXPORT, 0, total)
+    count = 0
+    if fmt == "csv":
+        text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=False)
+        writer = csv.writer(text)
+        writer.writerow([c.header for c in COLUMNS])
+        for values in _export_rows(customers, full=full):
+            writer.writerow(
+                [v.isoformat() if isinstance(v, dt.date) else formula_safe(v or "") for v in values]
+            )
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                report(PHASE_EXPORT, count, max(total or 0, count))
+        text.flush()
+        text.detach()
+    else:
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet(title="客户")
+        _header_write(sheet)
+        for values in _export_rows(customers, full=full):
+            sheet.append([_xlsx_cell(sheet, v) for v in values])
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                report(PHASE_EXPORT, count, max(total or 0, count))
+        report(PHASE_EXPORT, count, count)
+        report(PHASE_PACKAGE, 0, None)
+        workbook.save(out)
+    report(PHASE_EXPORT if fmt == "csv" else PHASE_PACKAGE, count, count)
+    return ExportWritten(count=count, filters=filters, full_contacts=full)
 
 
 def customer_export_xlsx(
     *, actor: User | None, queryset_filters: dict[str, Any], ip: str | None = None
 ) -> tuple[bytes, int]:
     """The customers the actor sees, filtered like the list page, as an .xlsx; and how many."""
-    customers, filters, full = _export_prepare(actor, queryset_filters)
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title="客户")
-    _header_write(sheet)
-    count = 0
-    for values in _export_rows(customers, full=full):
-        sheet.append([_xlsx_cell(sheet, v) for v in values])
-        count += 1
-    out = io.BytesIO()
-    workbook.save(out)
-    _export_audit(actor, filters=filters, count=count, full=full, fmt="xlsx", ip=ip)
-    return out.getvalue(), count
+    return _export_bytes(actor=actor, queryset_filters=queryset_filters, fmt="xlsx", ip=ip)
 
 
 def customer_export_csv(
     *, actor: User | None, queryset_filters: dict[str, Any], ip: str | None = None
 ) -> tuple[bytes, int]:
     """The same as customer_export_xlsx as CSV (UTF-8 with BOM, so Excel opens it directly)."""
+    return _export_bytes(actor=actor, queryset_filters=queryset_filters, fmt="csv", ip=ip)
+
+
+def _export_bytes(
+    *, actor: User | None, queryset_filters: dict[str, Any], fmt: str, ip: str | None
+) -> tuple[bytes, int]:
+    out = io.BytesIO()
+    written = customer_export_write(
+        actor=actor, queryset_filters=queryset_filters, fmt=fmt, out=out
+    )
+    customer_export_audit(actor, written=written, fmt=fmt, ip=ip)
+    return out.getvalue(), written.count
+
+
+def customer_export_preview(
+    *, actor: User | None, queryset_filters: dict[str, Any]
+) -> tuple[int, dict[str, str], bool]:
+    """How many customers an export with these filters would hold, the filters it would apply,
+    and whether it would hold full contacts."""
     customers, filters, full = _export_prepare(actor, queryset_filters)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([c.header for c in COLUMNS])
-    count = 0
-    for values in _export_rows(customers, full=full):
-        writer.writerow(
-            [v.isoformat() if isinstance(v, dt.date) else formula_safe(v or "") for v in values]
-        )
-        count += 1
-    _export_audit(actor, filters=filters, count=count, full=full, fmt="csv", ip=ip)
-    return out.getvalue().encode("utf-8-sig"), count
+    return customers.count(), filters, full
 
 
 def import_template_xlsx() -> bytes:
@@ -160,13 +215,22 @@ def _xlsx_cell(sheet, value: Any) -> Any:
     return value
 
 
-def _export_audit(
-    actor: User | None, *, filters: dict[str, str], count: int, full: bool, fmt: str, ip: str | None
+def customer_export_audit(
+    actor: User | None,
+    *,
+    written: ExportWritten,
+    fmt: str,
+    ip: str | None,
+    job_id: int | None = None,
 ) -> None:
+    changes: dict[str, Any] = {
+        "filters": written.filters,
+        "rows": written.count,
+        "full_contacts": written.full_contacts,
+        "format": fmt,
+    }
+    if job_id is not None:
+        changes["job"] = job_id
     audit_record(
-        actor=actor,
-        action="customer.exported",
-        target_type="customer",
-        changes={"filters": filters, "rows": count, "full_contacts": full, "format": fmt},
-        ip=ip,
+        actor=actor, action="customer.exported", target_type="customer", changes=changes, ip=ip
     )

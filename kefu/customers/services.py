@@ -282,7 +282,15 @@ def _address_clean(addresses: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def customer_search_text(
     customer: Customer, contacts: Iterable[ContactPoint], tags: Iterable[Tag]
 ) -> str:
-    tokens: list[str] = [customer.number, *name_tokens(customer.name)]
+    tokens = customer_search_tokens(customer, contacts, [tag.name for tag in tags])
+    return build_search_text([customer.number, *tokens])
+
+
+def customer_search_tokens(
+    customer: Customer, contacts: Iterable[ContactPoint], tag_names: Iterable[str]
+) -> list[str]:
+    """The search tokens of a customer other than its number (the import adds that last)."""
+    tokens: list[str] = [*name_tokens(customer.name)]
     for contact in contacts:
         if contact.kind == ContactPoint.Kind.PHONE:
             tokens.extend(contact_rules.phone_search_tokens(contact.value))
@@ -290,8 +298,8 @@ def customer_search_text(
             tokens.append(contact.value)
     if customer.membership_card_no:
         tokens.append(customer.membership_card_no)
-    tokens.extend(tag.name for tag in tags)
-    return build_search_text(tokens)
+    tokens.extend(tag_names)
+    return tokens
 
 
 def customer_reindex(customer: Customer) -> None:

@@ -1,64 +1,53 @@
-"""Spreadsheet import and export pages.
+"""Spreadsheet import and export pages; the work itself runs in the worker as jobs.
 
-Import: upload → dry run (counts and the row errors) → "Import N valid rows", which imports the
-same upload with every check run again, so rows that became duplicates in between are caught.
-The upload is kept, as the rows read from it (parsing a big .xlsx twice would double the wait),
-under MEDIA_ROOT/imports with a random name that only the uploader's session knows.
-Export: the customer list's filters as an .xlsx (or .csv) download.
+Import: upload → a check job (counts and the row errors; nothing saved) → "Import N valid rows"
+→ an import job, which imports the rows the check read, with every check run again, so rows that
+became duplicates in between are caught. Both show their progress on the job's page.
+Export: the customer list's filters → a confirmation with the count → an export job, whose file
+is downloaded from the job's page (the export and every download are audited).
 """
 
-import datetime as dt
-import secrets
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_http_methods, require_POST
 
-from kefu.core.exceptions import DomainError, NotFound, ValidationFailed
+from kefu.core.exceptions import DomainError, ValidationFailed
 from kefu.core.permissions import require_perm
-from kefu.customers.exports import (
-    customer_export_csv,
-    customer_export_xlsx,
-    import_template_xlsx,
-)
+from kefu.customers.exports import customer_export_preview, import_template_xlsx
 from kefu.customers.forms import CustomerImportForm
-from kefu.customers.imports import (
-    COLUMNS,
-    ImportResult,
-    customer_import_rows,
-    import_error_report_csv,
-    import_rows_load,
-    import_rows_save,
-    read_spreadsheet,
+from kefu.customers.imports import COLUMNS
+from kefu.customers.jobs import (
+    CHECK,
+    IMPORT,
+    XLSX_TYPE,
+    customer_export_start,
+    customer_filter_words,
+    customer_import_check_start,
+    customer_import_confirm,
+    customer_import_recheck,
 )
+from kefu.jobs.selectors import job_list_visible_to
+from kefu.jobs.views import job_started_response
 
 TEMPLATE = "customers/customer_import.html"
-SESSION_KEY = "customer_imports"
-# Errors shown on the page; the downloadable report has all of them.
-PREVIEW_ERRORS = 200
-# Uploads not confirmed within a day are deleted; a session remembers its last few.
-UPLOAD_LIFETIME = dt.timedelta(days=1)
-PENDING_PER_SESSION = 5
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# Recent imports listed under the upload form.
+RECENT_IMPORTS = 5
 
 
 @login_required
 def customer_import(request: HttpRequest) -> HttpResponse:
     require_perm(request.user, "customers.import_customer")
     if request.method == "POST":
-        if "token" in request.POST:
-            return _import_commit(request, request.POST["token"])
-        return _import_preview(request)
-    if "report" in request.GET:
-        return _import_report(request, request.GET["report"])
+        return _import_upload(request)
     if "template" in request.GET:
         response = HttpResponse(import_template_xlsx(), content_type=XLSX_TYPE)
         response["Content-Disposition"] = 'attachment; filename="customer-import-template.xlsx"'
@@ -66,150 +55,101 @@ def customer_import(request: HttpRequest) -> HttpResponse:
     return _render(request, form=CustomerImportForm())
 
 
-def _import_preview(request: HttpRequest) -> HttpResponse:
+def _import_upload(request: HttpRequest) -> HttpResponse:
     form = CustomerImportForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render(request, form=form)
     upload = form.cleaned_data["file"]
-    token = secrets.token_urlsafe(16)
-    stored = _upload_dir() / f"{token}.jsonl"
     try:
-        with stored.open("w", encoding="utf-8") as out:
-            rows = import_rows_save(read_spreadsheet(upload, upload.name), out)
-            result = customer_import_rows(
-                actor=request.user,
-                rows=rows,
-                commit=False,
-                filename=upload.name,
-                ip=request.META.get("REMOTE_ADDR"),
-            )
+        job = customer_import_check_start(
+            actor=request.user,
+            upload=upload,
+            filename=upload.name,
+            ip=request.META.get("REMOTE_ADDR"),
+            now=timezone.now(),
+        )
     except DomainError as exc:
-        stored.unlink(missing_ok=True)
+        if exc.is_access_error:
+            raise
         form.add_error("file", exc.message)
         return _render(request, form=form)
-    if result.errors:
-        _report_path(token).write_bytes(import_error_report_csv(result))
-    pending = request.session.get(SESSION_KEY, {})
-    pending[token] = {"file": stored.name, "name": upload.name, "user": request.user.pk}
-    for old in list(pending)[:-PENDING_PER_SESSION]:
-        _discard(pending.pop(old), old)
-    request.session[SESSION_KEY] = pending
-    return _render(request, result=result, token=token)
+    return job_started_response(request, job)
 
 
-def _import_commit(request: HttpRequest, token: str) -> HttpResponse:
-    entry = _pending(request, token)
-    stored = _upload_dir() / entry["file"]
-    if not stored.exists():
-        _forget(request, token)
-        problem = _("That upload has expired; upload the file again.")
-        return _render(request, form=CustomerImportForm(), problem=problem)
+@login_required
+@require_POST
+def customer_import_confirm_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    """ "Import N valid rows" on a finished check: start (or find) its import job."""
+    return _job_action(request, job_id, customer_import_confirm, "check_job_id")
+
+
+@login_required
+@require_POST
+def customer_import_recheck_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Check the same upload again (after an import stopped because the archive changed)."""
+    return _job_action(request, job_id, customer_import_recheck, "job_id")
+
+
+def _job_action(request: HttpRequest, job_id: int, service, argument: str) -> HttpResponse:
+    require_perm(request.user, "customers.import_customer")
     try:
-        with stored.open(encoding="utf-8") as saved:
-            result = customer_import_rows(
-                actor=request.user,
-                rows=import_rows_load(saved),
-                commit=True,
-                filename=entry["name"],
-                ip=request.META.get("REMOTE_ADDR"),
-            )
+        job = service(
+            actor=request.user,
+            **{argument: job_id},
+            ip=request.META.get("REMOTE_ADDR"),
+            now=timezone.now(),
+        )
     except DomainError as exc:
-        # Nothing was written and the upload stays, so the user can try again.
-        return _render(request, form=CustomerImportForm(), problem=str(exc.message))
-    _forget(request, token)
-    return _render(request, result=result)
+        if exc.is_access_error:
+            raise
+        messages.error(request, exc.message)
+        return redirect("jobs:job_detail", pk=job_id)
+    return job_started_response(request, job)
 
 
-def _import_report(request: HttpRequest, token: str) -> FileResponse:
-    entry = _pending(request, token)
-    path = _report_path(token)
-    if not path.exists():
-        raise NotFound(_("There is no error report for this upload."))
-    filename = f"{Path(entry['name']).stem}-errors.csv"
-    return FileResponse(
-        path.open("rb"), as_attachment=True, filename=filename, content_type="text/csv"
-    )
-
-
-def _render(
-    request: HttpRequest,
-    *,
-    form: CustomerImportForm | None = None,
-    result: ImportResult | None = None,
-    token: str = "",
-    problem: str = "",
-) -> HttpResponse:
+def _render(request: HttpRequest, *, form: CustomerImportForm) -> HttpResponse:
+    recent = job_list_visible_to(user=request.user).filter(kind__in=(CHECK, IMPORT))
     context: dict[str, Any] = {
         "form": form,
-        "problem": problem,
-        "result": result,
-        "token": token,
-        "errors": result.errors[:PREVIEW_ERRORS] if result else [],
-        "hidden_errors": max(len(result.errors) - PREVIEW_ERRORS, 0) if result else 0,
-        "has_report": bool(token and result and result.errors),
         "columns": COLUMNS,
         "max_mb": settings.IMPORT_MAX_BYTES // (1024 * 1024),
+        "recent_jobs": list(recent[:RECENT_IMPORTS]),
         "active_nav": "import",
     }
     template = TEMPLATE + ("#import-panel" if request.htmx and not request.htmx.boosted else "")
     return render(request, template, context)
 
 
-def _pending(request: HttpRequest, token: str) -> dict[str, Any]:
-    """The upload behind a token; only the session (and user) that uploaded it may use it."""
-    entry = request.session.get(SESSION_KEY, {}).get(token)
-    if entry is None or entry.get("user") != request.user.pk:
-        raise NotFound(_("This upload does not exist or belongs to someone else."))
-    return entry
-
-
-def _forget(request: HttpRequest, token: str) -> None:
-    pending = request.session.get(SESSION_KEY, {})
-    entry = pending.pop(token, None)
-    if entry is not None:
-        _discard(entry, token)
-        request.session[SESSION_KEY] = pending
-
-
-def _discard(entry: dict[str, Any], token: str) -> None:
-    (_upload_dir() / entry["file"]).unlink(missing_ok=True)
-    _report_path(token).unlink(missing_ok=True)
-
-
-def _upload_dir() -> Path:
-    directory = Path(settings.MEDIA_ROOT) / "imports"
-    directory.mkdir(parents=True, exist_ok=True)
-    # Uploads nobody confirmed: removed after a day.
-    cutoff = (timezone.now() - UPLOAD_LIFETIME).timestamp()
-    for path in directory.iterdir():
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except OSError:
-            continue
-    return directory
-
-
-def _report_path(token: str) -> Path:
-    return Path(settings.MEDIA_ROOT) / "imports" / f"{token}.errors.csv"
-
-
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def customer_export(request: HttpRequest) -> HttpResponse:
-    """The customer list's filters (same query parameters) as a download; audited."""
-    fmt = "csv" if request.GET.get("format") == "csv" else "xlsx"
-    export = customer_export_csv if fmt == "csv" else customer_export_xlsx
+    """GET: what an export of the list's filters (same query parameters) would hold, to
+    confirm; POST: start it as a job and go to its page."""
+    require_perm(request.user, "customers.export_customer")
+    data = request.POST if request.method == "POST" else request.GET
+    filters = {k: v for k, v in data.items() if k not in ("format", "csrfmiddlewaretoken")}
+    fmt = "csv" if data.get("format") == "csv" else "xlsx"
     try:
-        content, _count = export(
-            actor=request.user,
-            queryset_filters=request.GET.dict(),
-            ip=request.META.get("REMOTE_ADDR"),
-        )
+        count, applied, full = customer_export_preview(actor=request.user, queryset_filters=filters)
     except ValidationFailed:
         messages.error(request, _("The filters are not valid, so nothing was exported."))
-        return redirect(f"{reverse('customers:customer_list')}?{request.GET.urlencode()}")
-    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response = HttpResponse(content, content_type="text/csv" if fmt == "csv" else XLSX_TYPE)
-    response["Content-Disposition"] = f'attachment; filename="customers-{stamp}.{fmt}"'
-    return response
+        return redirect(f"{reverse('customers:customer_list')}?{urlencode(filters)}")
+    if request.method == "POST":
+        job = customer_export_start(
+            actor=request.user,
+            queryset_filters=applied,
+            fmt=fmt,
+            ip=request.META.get("REMOTE_ADDR"),
+            now=timezone.now(),
+        )
+        return job_started_response(request, job)
+    context = {
+        "count": count,
+        "filters": applied,
+        "filter_words": customer_filter_words(applied),
+        "full_contacts": full,
+        "format": fmt,
+        "list_query": urlencode(applied),
+        "active_nav": "customers",
+    }
+    return render(request, "customers/customer_export.html", context)

@@ -8,4 +8,4 @@ class TicketsConfig(AppConfig):
     verbose_name = _("Tickets and complaints")
 
     def ready(self) -> None:
-        from kefu.tickets import signals  # noqa: F401  (connects the receivers)
+        from kefu.tickets import jobs, signals  # noqa: F401  (registers jobs, connects receivers)

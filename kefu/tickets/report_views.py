@@ -1,26 +1,27 @@
-"""Complaint summaries (客诉周报 / 月报): the page and its .xlsx download.
+"""Complaint summaries (客诉周报 / 月报): the page, and its .xlsx built as a background job.
 
 parse (period and start from the query) → gate (tickets.view_ticket_report) → reports → render.
 """
 
 import datetime as dt
-import io
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from kefu.core.permissions import require_perm
+from kefu.jobs.views import job_started_response
 from kefu.tickets import reports
+from kefu.tickets.jobs import complaint_summary_export_start
 from kefu.tickets.reports import MONTH, WEEK, Period
 
 TEMPLATE = "tickets/report_complaints.html"
@@ -56,9 +57,9 @@ class ReportPeriodForm(forms.Form):
     )
 
 
-def _period_from(request: HttpRequest, now: dt.datetime) -> tuple[ReportPeriodForm, Period]:
+def _period_from(data: QueryDict, now: dt.datetime) -> tuple[ReportPeriodForm, Period]:
     """The period asked for; this week when nothing (or nothing valid) is asked."""
-    form = ReportPeriodForm(request.GET)
+    form = ReportPeriodForm(data)
     kind, day = WEEK, timezone.localdate(now)
     if form.is_valid():
         kind = form.cleaned_data["period"] or WEEK
@@ -102,7 +103,7 @@ def _change(name: str, delta: Any) -> tuple[str, str]:
 def complaint_summary_page(request: HttpRequest) -> HttpResponse:
     require_perm(request.user, "tickets.view_ticket_report")
     now = timezone.now()
-    form, period = _period_from(request, now)
+    form, period = _period_from(request.GET, now)
     summary = reports.complaint_summary(period=period.kind, start=period.start, now=now)
     totals = []
     for name, current, previous, delta in summary.total_rows():
@@ -136,31 +137,30 @@ def complaint_summary_page(request: HttpRequest) -> HttpResponse:
         "next_query": _query(following) if following.start <= today else "",
         "switch_query": _query(reports.period_of(other_kind, period.start)),
         "current_query": _query(reports.period_of(period.kind, today)),
-        "export_query": _query(period),
         "active_nav": "reports",
     }
     return render(request, TEMPLATE, context)
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def complaint_summary_export(request: HttpRequest) -> HttpResponse:
+    """POST: build the period's workbook in the background and go to the job's page, where it
+    is downloaded. GET (an old link): the summary page of that period."""
     require_perm(request.user, "tickets.view_ticket_report")
+    summary_url = reverse("ticket_reports:complaint_summary")
+    if request.method == "GET":
+        return redirect(f"{summary_url}?{request.GET.urlencode()}")
     now = timezone.now()
-    form, period = _period_from(request, now)
+    form, period = _period_from(request.POST, now)
     if form.errors:
         # The page says what is wrong; nothing other than what was asked is exported.
-        return redirect(f"{reverse('ticket_reports:complaint_summary')}?{request.GET.urlencode()}")
-    content, filename = reports.complaint_summary_export(
+        return redirect(f"{summary_url}?{request.POST.urlencode()}")
+    job = complaint_summary_export_start(
         actor=request.user,
         period=period.kind,
         start=period.start,
-        now=now,
         ip=request.META.get("REMOTE_ADDR"),
+        now=now,
     )
-    return FileResponse(
-        io.BytesIO(content),
-        as_attachment=True,
-        filename=filename,
-        content_type=reports.XLSX_TYPE,
-    )
+    return job_started_response(request, job)

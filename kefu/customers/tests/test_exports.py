@@ -1,6 +1,7 @@
 import csv
 import datetime as dt
 import io
+import re
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -17,6 +18,7 @@ from kefu.customers.exports import customer_export_csv, customer_export_xlsx
 from kefu.customers.imports import COLUMNS, customer_import_rows, read_spreadsheet
 from kefu.customers.models import Customer
 from kefu.customers.tests.factories import make_customer
+from kefu.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
 
@@ -257,48 +259,129 @@ def client_for(user) -> Client:
     return client
 
 
+@pytest.fixture
+def run_jobs(django_capture_on_commit_callbacks):
+    """Jobs started inside the block run (in-process, as the worker would) when it ends."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+def job_of(response) -> Job:
+    match = re.fullmatch(r"/jobs/(\d+)/", response["Location"])
+    assert match, response["Location"]
+    return Job.objects.get(pk=int(match[1]))
+
+
+def download(client, job: Job) -> tuple[str, str, bytes]:
+    response = client.get(reverse("jobs:job_download", args=[job.pk]))
+    assert response.status_code == 200
+    content = b"".join(response.streaming_content)
+    return response["Content-Type"], response["Content-Disposition"], content
+
+
 @pytest.mark.parametrize(
     ("role", "status"),
     [("anonymous", 302), ("agent", 403), ("records_officer", 200), ("manager", 200)],
 )
-def test_export_page_permissions(users_by_role, customer, role, status):
-    response = client_for(users_by_role[role]).get(reverse("customers:customer_export"))
+def test_export_page_permissions(users_by_role, customer, media, run_jobs, role, status):
+    client = client_for(users_by_role[role])
 
-    assert response.status_code == status
+    page = client.get(reverse("customers:customer_export"))
+    with run_jobs():
+        started = client.post(reverse("customers:customer_export"))
+
+    assert page.status_code == status
     if role == "anonymous":
-        assert response["Location"].startswith(reverse("accounts:login"))
+        assert page["Location"].startswith(reverse("accounts:login"))
+        assert started["Location"].startswith(reverse("accounts:login"))
+    elif status == 403:
+        assert started.status_code == 403
+    else:
+        assert job_of(started).status == "succeeded"
     exported = AuditEntry.objects.filter(action="customer.exported").count()
     assert exported == (1 if status == 200 else 0)
+    assert Job.objects.count() == (1 if status == 200 else 0)
 
 
-def test_export_page_downloads_the_filtered_list(records_officer, store, customer):
+def test_export_page_says_what_would_be_exported(records_officer, store, customer):
     make_customer(name="王五", store=store)
+    make_customer(name="赵六", store=store)
 
-    response = client_for(records_officer).get(
+    page = client_for(records_officer).get(
         reverse("customers:customer_export"), {"store": store.pk}
     )
 
-    assert response["Content-Type"].startswith("application/vnd.openxmlformats")
-    assert response["Content-Disposition"].startswith('attachment; filename="customers-')
-    assert [row[1] for row in sheet_rows(response.content)[1:]] == ["王五"]
+    html = page.content.decode()
+    assert "2 customers match" in html
+    assert f'name="store" value="{store.pk}"' in html
+    assert "人民路店" in html  # the filter in words
+    assert not AuditEntry.objects.filter(action="customer.exported").exists()
+    assert not Job.objects.exists()
 
 
-def test_export_page_can_give_csv(records_officer, customer):
-    response = client_for(records_officer).get(
-        reverse("customers:customer_export"), {"format": "csv", "q": "张三"}
-    )
+def test_export_job_writes_the_filtered_list_for_download(
+    records_officer, store, customer, media, run_jobs
+):
+    make_customer(name="王五", store=store)
+    client = client_for(records_officer)
 
-    assert response["Content-Type"] == "text/csv"
-    assert response["Content-Disposition"].endswith('.csv"')
-    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    with run_jobs():
+        started = client.post(reverse("customers:customer_export"), {"store": store.pk})
+
+    job = job_of(started)
+    assert (job.kind, job.status, job.summary["rows"]) == ("customer_export", "succeeded", 1)
+    assert job.summary["filters"] == {"store": str(store.pk)}
+    content_type, disposition, content = download(client, job)
+    assert content_type.startswith("application/vnd.openxmlformats")
+    assert disposition.startswith('attachment; filename="customers-')
+    assert [row[1] for row in sheet_rows(content)[1:]] == ["王五"]
+    exported = AuditEntry.objects.get(action="customer.exported")
+    assert exported.changes["job"] == job.pk
+    assert exported.changes["rows"] == 1
+    downloaded = AuditEntry.objects.get(action="job.result_downloaded")
+    assert (downloaded.actor, downloaded.changes["rows"]) == (records_officer, 1)
+
+
+def test_export_job_can_give_csv(records_officer, customer, media, run_jobs):
+    client = client_for(records_officer)
+    with run_jobs():
+        started = client.post(reverse("customers:customer_export"), {"format": "csv", "q": "张三"})
+
+    content_type, disposition, content = download(client, job_of(started))
+
+    assert content_type == "text/csv"
+    assert disposition.endswith('.csv"')
+    rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
     assert [r[0] for r in rows[1:]] == [customer.number]
 
 
-def test_export_page_with_a_bad_filter_goes_back_to_the_list(records_officer, customer):
-    response = client_for(records_officer).get(
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_export_page_with_a_bad_filter_goes_back_to_the_list(
+    records_officer, customer, media, method
+):
+    response = getattr(client_for(records_officer), method)(
         reverse("customers:customer_export"), {"store": "999999"}
     )
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("customers:customer_list"))
     assert not AuditEntry.objects.filter(action="customer.exported").exists()
+    assert not Job.objects.exists()
+
+
+def test_only_whoever_exported_downloads_the_file(
+    records_officer, manager, customer, media, run_jobs
+):
+    with run_jobs():
+        started = client_for(records_officer).post(reverse("customers:customer_export"))
+    job = job_of(started)
+
+    response = client_for(manager).get(reverse("jobs:job_download", args=[job.pk]))
+
+    assert response.status_code == 404
+    assert not AuditEntry.objects.filter(action="job.result_downloaded").exists()

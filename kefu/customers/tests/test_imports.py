@@ -1,10 +1,14 @@
 import csv
 import datetime as dt
+import importlib
 import io
+import re
+import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -24,9 +28,13 @@ from kefu.customers.models import ContactPoint, Customer, CustomerEvent, Tag
 from kefu.customers.selectors import customer_search
 from kefu.customers.services import customer_search_text
 from kefu.customers.tests.factories import make_customer
+from kefu.jobs.models import Job
+from kefu.jobs.runs import ProgressReport
 
 pytestmark = pytest.mark.django_db
 
+# The module of `kefu import` (its name is a keyword).
+ProgressLine = importlib.import_module("kefu.customers.management.commands.import").ProgressLine
 HEADER = ["姓名", "手机", "性别", "生日", "等级", "状态", "门店", "标签"]
 ZHANG = ["张三", "138 1234 5678", "男", "1980-01-02", "VIP", "会员", "人民路店", "慢病、母婴"]
 
@@ -496,10 +504,10 @@ def test_a_failure_half_way_through_the_write_leaves_nothing(monkeypatch, store)
     stays (nor the tags, the numbers or the audit entry)."""
     insert_values = imports._insert_values
 
-    def failing_insert(model, names, rows):
+    def failing_insert(model, names, rows, **kwargs):
         if model is CustomerEvent:
             raise RuntimeError("disk full")
-        insert_values(model, names, rows)
+        insert_values(model, names, rows, **kwargs)
 
     monkeypatch.setattr(imports, "_insert_values", failing_insert)
     upload = csv_upload(
@@ -580,79 +588,182 @@ def media(settings, tmp_path):
     return tmp_path
 
 
+@pytest.fixture
+def run_jobs(django_capture_on_commit_callbacks):
+    """Jobs started inside the block run (in-process, as the worker would) when it ends."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def job_of(response) -> Job:
+    """The job a page started, from where it sent the browser."""
+    location = response.headers.get("HX-Redirect") or response["Location"]
+    match = re.fullmatch(r"/jobs/(\d+)/", location)
+    assert match, location
+    return Job.objects.get(pk=int(match[1]))
+
+
 @pytest.mark.parametrize(
-    ("role", "status"),
-    [("anonymous", 302), ("agent", 403), ("records_officer", 200), ("manager", 200)],
+    ("role", "page_status", "upload_status"),
+    [
+        ("anonymous", 302, 302),
+        ("agent", 403, 403),
+        ("records_officer", 200, 302),
+        ("manager", 200, 302),
+    ],
 )
-def test_import_page_permissions(users_by_role, media, role, status):
+def test_import_page_permissions(users_by_role, media, run_jobs, role, page_status, upload_status):
     client = client_for(users_by_role[role])
     url = reverse("customers:customer_import")
 
     page = client.get(url)
-    upload = client.post(url, {"file": csv_upload([["姓名"], ["张三"]])})
+    with run_jobs():
+        upload = client.post(url, {"file": csv_upload([["姓名"], ["张三"]])})
 
-    assert page.status_code == status
-    assert upload.status_code == status
+    assert page.status_code == page_status
+    assert upload.status_code == upload_status
     if role == "anonymous":
         assert page["Location"].startswith(reverse("accounts:login"))
+        assert upload["Location"].startswith(reverse("accounts:login"))
+    elif upload_status == 302:
+        assert job_of(upload).owner == users_by_role[role]
+    assert Job.objects.count() == (1 if upload_status == 302 and role != "anonymous" else 0)
     assert not Customer.objects.exists()
 
 
-def test_upload_shows_a_preview_then_imports_the_stored_file(records_officer, media, store):
+def test_upload_is_checked_by_a_job_then_imported_by_another(
+    records_officer, media, store, run_jobs
+):
+    """The upload starts a check job (nothing saved); its page offers to import the valid
+    rows, which starts the import job; confirming twice does not import twice."""
     client = client_for(records_officer)
     url = reverse("customers:customer_import")
     rows = [["姓名", "手机", "门店"], ["张三", "13812345678", "S001"], ["李四", "123", "S001"]]
 
-    preview = client.post(url, {"file": xlsx_upload(rows)})
+    with run_jobs():
+        started = client.post(url, {"file": xlsx_upload(rows)})
 
-    assert preview.status_code == 200
-    assert preview.context["result"].valid == 1
-    assert [e.row for e in preview.context["errors"]] == [3]
+    check = job_of(started)
+    assert (check.kind, check.status, check.owner) == (
+        "customer_import_check",
+        "succeeded",
+        records_officer,
+    )
+    assert (check.summary["rows"], check.summary["valid"], check.summary["invalid"]) == (2, 1, 1)
+    assert [e[0] for e in check.summary["errors"]] == [3]
     assert not Customer.objects.exists()
-    token = preview.context["token"]
-    kept = sorted(p.name for p in (media / "imports").iterdir())
-    assert kept == [f"{token}.errors.csv", f"{token}.jsonl"]  # the rows read, and the report
+    folder = media / "jobs" / str(check.pk)
+    assert sorted(p.name for p in folder.iterdir()) == ["errors.csv", "rows.jsonl", "upload.xlsx"]
+    page = client.get(check.get_absolute_url())
+    assert page.status_code == 200
+    confirm_url = reverse("customers:customer_import_confirm", args=[check.pk])
+    assert confirm_url in page.content.decode()
+    assert "Import 1 valid row" in page.content.decode()
 
-    done = client.post(url, {"token": token})
+    with run_jobs():
+        confirmed = client.post(confirm_url)
 
-    assert done.status_code == 200
-    assert done.context["result"].created == 1
+    imported = job_of(confirmed)
+    assert (imported.kind, imported.status, imported.source) == (
+        "customer_import",
+        "succeeded",
+        check,
+    )
+    assert imported.summary["created"] == 1
     assert list(Customer.objects.values_list("name", flat=True)) == ["张三"]
-    assert list((media / "imports").iterdir()) == []
-    assert client.post(url, {"token": token}).status_code == 404  # used once
+    assert sorted(p.name for p in folder.iterdir()) == ["errors.csv"]  # the rows are in the archive
+    page = client.get(imported.get_absolute_url()).content.decode()
+    assert "Imported 1 customer" in page
+    assert job_of(client.post(confirm_url)) == imported  # confirmed once only
     assert Customer.objects.count() == 1
+    assert Job.objects.count() == 2
 
 
-def test_only_the_uploader_can_confirm_an_upload(records_officer, manager, media):
-    url = reverse("customers:customer_import")
-    preview = client_for(records_officer).post(url, {"file": csv_upload([["姓名"], ["张三"]])})
+def test_a_stopped_import_offers_to_check_the_same_file_again(records_officer, media, run_jobs):
+    """The upload is kept until an import of it succeeds: after a cancelled (or failed) import
+    the file is checked again from its page, without uploading it again."""
+    client = client_for(records_officer)
+    with run_jobs():
+        check = job_of(
+            client.post(
+                reverse("customers:customer_import"), {"file": csv_upload([["姓名"], ["张三"]])}
+            )
+        )
+    imported = job_of(client.post(reverse("customers:customer_import_confirm", args=[check.pk])))
+    client.post(reverse("jobs:job_cancel", args=[imported.pk]))  # before a worker took it
+    page = client.get(imported.get_absolute_url()).content.decode()
+    recheck_url = reverse("customers:customer_import_recheck", args=[imported.pk])
+    assert recheck_url in page
 
-    response = client_for(manager).post(url, {"token": preview.context["token"]})
+    with run_jobs():
+        response = client.post(recheck_url)
+    again = job_of(response)
+
+    imported.refresh_from_db()
+    assert imported.status == "cancelled"
+    assert (again.kind, again.status, again.summary["valid"]) == (
+        "customer_import_check",
+        "succeeded",
+        1,
+    )
+    assert again.pk != check.pk
+    assert not Customer.objects.exists()
+
+
+def test_only_the_uploader_can_confirm_an_upload(records_officer, manager, media, run_jobs):
+    with run_jobs():
+        started = client_for(records_officer).post(
+            reverse("customers:customer_import"), {"file": csv_upload([["姓名"], ["张三"]])}
+        )
+    check = job_of(started)
+
+    response = client_for(manager).post(
+        reverse("customers:customer_import_confirm", args=[check.pk])
+    )
 
     assert response.status_code == 404
     assert not Customer.objects.exists()
+    assert not check.followers.exists()
 
 
-def test_the_preview_offers_the_full_error_report(records_officer, media):
+def test_the_check_offers_the_full_error_report(records_officer, media, run_jobs):
     client = client_for(records_officer)
-    url = reverse("customers:customer_import")
-    preview = client.post(
-        url, {"file": csv_upload([["姓名", "手机"], ["", "=1+2"], ["李四", "1"]])}
-    )
+    with run_jobs():
+        started = client.post(
+            reverse("customers:customer_import"),
+            {"file": csv_upload([["姓名", "手机"], ["", "=1+2"], ["李四", "1"]])},
+        )
+    check = job_of(started)
+    page = client.get(check.get_absolute_url()).content.decode()
+    assert reverse("jobs:job_download", args=[check.pk]) in page
 
-    report = client.get(url, {"report": preview.context["token"]})
+    report = client.get(reverse("jobs:job_download", args=[check.pk]))
 
     assert report.status_code == 200
     assert report["Content-Disposition"].startswith("attachment")
+    assert 'filename="customers-errors.csv"' in report["Content-Disposition"]
     lines = list(csv.reader(io.StringIO(b"".join(report.streaming_content).decode("utf-8-sig"))))
     assert [line[0] for line in lines[1:]] == ["2", "2", "3"]
     assert lines[2][2] == "'=1+2"  # never a formula when opened in a spreadsheet
+    download = AuditEntry.objects.get(action="job.result_downloaded")
+    assert (download.actor, download.target_id) == (records_officer, str(check.pk))
 
 
-def test_htmx_upload_gets_the_panel_only(records_officer, media):
+def test_htmx_upload_sends_the_browser_to_the_job(records_officer, media, run_jobs):
+    with run_jobs():
+        response = client_for(records_officer).post(
+            reverse("customers:customer_import"),
+            {"file": csv_upload([["姓名"], ["张三"]])},
+            headers={"HX-Request": "true"},
+        )
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == job_of(response).get_absolute_url()
+
+
+def test_htmx_upload_with_a_form_error_gets_the_panel_only(records_officer, media):
     response = client_for(records_officer).post(
         reverse("customers:customer_import"),
-        {"file": csv_upload([["姓名"], ["张三"]])},
+        {"file": SimpleUploadedFile("list.txt", b"name\nx\n")},
         headers={"HX-Request": "true"},
     )
 
@@ -660,23 +771,38 @@ def test_htmx_upload_gets_the_panel_only(records_officer, media):
     assert response.status_code == 200
     assert html.lstrip().startswith('<div id="import-panel">')
     assert "<html" not in html
+    assert not Job.objects.exists()
 
 
-@pytest.mark.parametrize(
-    ("upload", "message"),
-    [
-        (SimpleUploadedFile("list.txt", b"name\nx\n"), ".xlsx or .csv"),
-        (SimpleUploadedFile("list.csv", "手机\n13812345678\n".encode()), "name column"),
-    ],
-)
-def test_an_unusable_upload_is_refused_on_the_form(records_officer, media, upload, message):
+def test_a_file_without_a_name_column_fails_its_check_with_the_reason(
+    records_officer, media, run_jobs
+):
+    client = client_for(records_officer)
+    with run_jobs():
+        started = client.post(
+            reverse("customers:customer_import"),
+            {"file": SimpleUploadedFile("list.csv", "手机\n13812345678\n".encode())},
+        )
+    check = job_of(started)
+
+    assert check.status == "failed"
+    assert "name column" in check.error_display
+    page = client.get(check.get_absolute_url()).content.decode()
+    assert "name column" in page
+    assert "Upload another file" in page
+    assert not Customer.objects.exists()
+
+
+def test_an_upload_of_another_file_type_is_refused_on_the_form(records_officer, media):
     response = client_for(records_officer).post(
-        reverse("customers:customer_import"), {"file": upload}
+        reverse("customers:customer_import"),
+        {"file": SimpleUploadedFile("list.txt", b"name\nx\n")},
     )
 
     assert response.status_code == 200
-    assert message in " ".join(response.context["form"].errors["file"])
-    assert list((media / "imports").glob("*")) == []
+    assert ".xlsx or .csv" in " ".join(response.context["form"].errors["file"])
+    assert not Job.objects.exists()
+    assert not (media / "jobs").exists()
 
 
 def test_a_file_over_the_size_limit_is_refused(records_officer, media, settings):
@@ -702,7 +828,8 @@ def test_the_template_download_has_the_headers_the_import_reads(records_officer)
 # --- Command ---------------------------------------------------------------------------------------
 
 
-def test_import_command_checks_then_commits(tmp_path, records_officer):
+def test_import_command_checks_then_commits(tmp_path, records_officer, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
     path = tmp_path / "customers.csv"
     path.write_bytes(csv_upload([["姓名", "手机"], ["张三", "13812345678"], ["", "1"]]).read())
     out = io.StringIO()
@@ -715,6 +842,13 @@ def test_import_command_checks_then_commits(tmp_path, records_officer):
     assert "row 3, Mobile phone [1]" in text
     assert "--commit" in text
     assert not Customer.objects.exists()
+    check = Job.objects.get()
+    assert (check.kind, check.in_process, check.status) == (
+        "customer_import_check",
+        True,
+        "succeeded",
+    )
+    assert not (tmp_path / "media" / "jobs" / str(check.pk) / "rows.jsonl").exists()
 
     call_command("import", str(path), "--commit", "--user", "records", stdout=out)
 
@@ -754,3 +888,78 @@ def test_choice_cells_accept_the_labels_the_ui_shows(records_officer):
         "customer",
         "key_account",
     )
+
+
+# --- Progress -------------------------------------------------------------------------------------
+
+
+def test_an_import_reports_rows_done_of_total_in_each_step():
+    """Checking reports every PROGRESS_EVERY rows of the expected number; preparing and saving
+    count the valid rows; "saving" is said before the write transaction begins."""
+    rows = [{"name": f"客户{i}", "phone": f"138{i:08d}"} for i in range(1200)]
+    rows[10]["phone"] = "1"
+    heard: list[tuple[str, int, int | None, int]] = []
+
+    def progress(phase, done, total):
+        heard.append((phase, done, total, len(connection.atomic_blocks)))
+
+    base = len(connection.atomic_blocks)
+    result = customer_import_rows(
+        actor=None, rows=rows, commit=True, progress=progress, expected_rows=1200
+    )
+
+    assert result.created == 1199
+    checking = [(done, total) for phase, done, total, _depth in heard if phase == "checking"]
+    assert checking == [(0, 1200), (499, 1200), (999, 1200), (1200, 1200)]
+    preparing = [(done, total) for phase, done, total, _depth in heard if phase == "preparing"]
+    assert preparing == [(0, 1199), (500, 1199), (1000, 1199), (1199, 1199)]
+    saving = [(d, t, depth) for phase, d, t, depth in heard if phase == "saving"]
+    assert saving[0] == (0, 1199, base)  # outside the transaction: others can see it
+    assert all(depth > base for _d, _t, depth in saving[1:])
+    assert saving[-1][:2] == (1199, 1199)
+    assert [phase for phase, *_rest in heard] == sorted(
+        (phase for phase, *_rest in heard), key=["checking", "preparing", "saving"].index
+    )
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "csv"])
+def test_a_sheet_says_how_many_rows_to_expect(kind):
+    rows = [["客户导入表"], ["姓名", "手机"], ["张三", "13812345678"], ["李四", ""], ["王五", ""]]
+    upload = xlsx_upload(rows) if kind == "xlsx" else csv_upload(rows)
+
+    sheet = imports.open_spreadsheet(upload, upload.name)
+
+    assert sheet.estimated_rows == 3
+    assert len(list(sheet.rows)) == 3
+
+
+def test_import_command_shows_a_progress_line(tmp_path, records_officer):
+    path = tmp_path / "customers.csv"
+    path.write_bytes(csv_upload([["姓名", "手机"], ["张三", "13812345678"], ["李四", ""]]).read())
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command(
+        "import", str(path), "--commit", "--user", "records", "--progress", stdout=out, stderr=err
+    )
+
+    line = err.getvalue()
+    assert re.search(r"\rchecking +2/2 rows", line)
+    assert re.search(r"\rsaving +2/2 rows", line)
+    assert line.endswith("\n")
+    assert "Imported 2 customers" in out.getvalue()
+    job = Job.objects.get()  # the command's work is a job of the user's, run in its process
+    assert (job.kind, job.owner, job.in_process, job.status) == (
+        "customer_import",
+        records_officer,
+        True,
+        "succeeded",
+    )
+
+
+def test_the_progress_line_gives_the_rate_and_the_time_left():
+    out = io.StringIO()
+    line = ProgressLine(out)
+
+    line(ProgressReport("checking", 45_000, 100_000, time.monotonic() - 10))
+
+    assert out.getvalue() == "\rchecking     45,000/100,000 rows  4,500 rows/s  12 s left"

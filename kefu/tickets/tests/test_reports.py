@@ -4,6 +4,7 @@ through the services across two weeks, the week and month boundaries in Asia/Sha
 
 import datetime as dt
 import io
+import re
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from openpyxl import load_workbook
 
 from kefu.accounts.tests.factories import UserFactory
 from kefu.audit.models import AuditEntry
+from kefu.jobs.models import Job
 from kefu.tickets import services
 from kefu.tickets.models import Category, RootCause, Ticket
 from kefu.tickets.reports import (
@@ -373,6 +375,24 @@ def frozen(time_machine):
     time_machine.move_to(NOW, tick=False)
 
 
+@pytest.fixture
+def run_jobs(django_capture_on_commit_callbacks):
+    """Jobs started inside the block run (in-process, as the worker would) when it ends."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+def job_of(response) -> Job:
+    match = re.fullmatch(r"/jobs/(\d+)/", response["Location"])
+    assert match, response["Location"]
+    return Job.objects.get(pk=int(match[1]))
+
+
 def client_for(user) -> Client:
     client = Client(headers={"accept-language": "en"})
     if user is not None:
@@ -391,14 +411,17 @@ def client_for(user) -> Client:
         ("manager", 200),
     ],
 )
-def test_who_sees_and_exports_the_summary(frozen, store, role, expected):
+def test_who_sees_and_exports_the_summary(frozen, store, media, run_jobs, role, expected):
     user = UserFactory(role=role, store=store if role == "store_manager" else None)
     client = client_for(user)
     query = {"period": "week", "start": "2026-11-23"}
     page = client.get(reverse("ticket_reports:complaint_summary"), query)
-    export = client.get(reverse("ticket_reports:complaint_export"), query)
+    with run_jobs():
+        export = client.post(reverse("ticket_reports:complaint_export"), query)
     assert page.status_code == expected
-    assert export.status_code == expected
+    assert export.status_code == (302 if expected == 200 else expected)
+    if expected == 200:
+        assert job_of(export).status == "succeeded"
     assert AuditEntry.objects.filter(action="tickets.report_exported").exists() == (expected == 200)
 
 
@@ -442,17 +465,41 @@ def test_bad_parameters_show_an_error_and_this_week(frozen, supervisor):
     page = response.content.decode()
     assert 'role="alert"' in page
     assert "2026-11-30 – 2026-12-06" in page  # the week of NOW
-    export = client_for(supervisor).get(
+    export = client_for(supervisor).post(
         reverse("ticket_reports:complaint_export"), {"period": "year"}
     )
     assert export.status_code == 302
+    assert export["Location"].startswith(reverse("ticket_reports:complaint_summary"))
     assert not AuditEntry.objects.filter(action="tickets.report_exported").exists()
+    assert not Job.objects.exists()
 
 
-def test_the_download_is_an_attachment_with_a_utf8_filename(frozen, complaints, manager):
-    response = client_for(manager).get(
+def test_an_old_export_link_shows_the_summary(frozen, supervisor):
+    response = client_for(supervisor).get(
         reverse("ticket_reports:complaint_export"), {"period": "month", "start": "2026-11-23"}
     )
+    assert response.status_code == 302
+    assert response["Location"] == (
+        reverse("ticket_reports:complaint_summary") + "?period=month&start=2026-11-23"
+    )
+    assert not Job.objects.exists()
+
+
+def test_the_download_is_an_attachment_with_a_utf8_filename(
+    frozen, complaints, manager, media, run_jobs
+):
+    client = client_for(manager)
+    page = client.get(
+        reverse("ticket_reports:complaint_summary"), {"period": "month", "start": "2026-11-23"}
+    ).content.decode()
+    assert '<input type="hidden" name="start" value="2026-11-01">' in page
+    with run_jobs():
+        started = client.post(
+            reverse("ticket_reports:complaint_export"), {"period": "month", "start": "2026-11-23"}
+        )
+    job = job_of(started)
+    assert job.title == "客诉月报_2026-11"
+    response = client.get(reverse("jobs:job_download", args=[job.pk]))
     assert response.status_code == 200
     assert response["Content-Type"].startswith(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
