@@ -7,10 +7,11 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from kefu.accounts.models import Store
+from kefu.core.forms import FilterDateField
 
 
 def _date_field(label, *, required: bool = True) -> forms.DateField:
-    return forms.DateField(
+    return FilterDateField(
         label=label,
         required=required,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
