@@ -13,9 +13,8 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.schema import REF_TEMPLATE, OpenAPISchema
 from ninja.parser import Parser
 from ninja.schema import NinjaGenerateJsonSchema
-from ninja.security import SessionAuth
 
-from kefu.accounts.api import TokenAuth
+from kefu.accounts.api import SessionAuth, TokenAuth
 from kefu.accounts.api import router as accounts_router
 from kefu.appointments.api import router as appointments_router
 from kefu.campaigns.api import router as campaigns_router

@@ -128,3 +128,27 @@ def test_segment_preview_refuses_a_body_that_is_not_its_object(manager, body):
     assert refusal["code"] == "invalid"
     assert refusal["errors"]
     assert "count" not in refusal
+
+
+@pytest.mark.django_db
+def test_a_write_without_credentials_is_401_as_documented():
+    """No token and no session: 401 `not_authenticated`, not the session's CSRF refusal (403),
+    so an integration that forgot its token is told so."""
+    response = Client(enforce_csrf_checks=True).post(
+        "/api/v1/campaigns/segments/preview", {"filters": {}}, content_type="application/json"
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.django_db
+def test_an_unknown_api_url_answers_in_the_error_shape(manager):
+    """A path no operation matches (an id that is not a number where the route wants one) is
+    a JSON 404 like any other, not the HTML page."""
+    _token, key = api_token_create(user=manager, name="test", actor=None)
+    client = Client(headers={"authorization": f"Bearer {key}"})
+    for url in ("/api/v1/campaigns/segments/1.5", "/api/v1/nothing-here"):
+        response = client.put(url, {}, content_type="application/json")
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["code"] == "not_found"
