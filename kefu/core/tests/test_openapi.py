@@ -152,3 +152,21 @@ def test_an_unknown_api_url_answers_in_the_error_shape(manager):
         assert response.status_code == 404
         assert response["Content-Type"] == "application/json"
         assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("zh-hans", ["该值不能大于 100000。"]),
+        ("en", ["Ensure this value is less than or equal to 100000."]),
+    ],
+)
+def test_validation_messages_speak_the_request_language(manager, language, expected):
+    """The field messages of a refused parameter are Kefu's, in Chinese or English, not
+    pydantic's English."""
+    _token, key = api_token_create(user=manager, name="test", actor=None)
+    client = Client(headers={"authorization": f"Bearer {key}", "accept-language": language})
+    response = client.get("/api/v1/customers", {"page": 10**20})
+    assert response.status_code == 422
+    assert response.json()["errors"] == {"page": expected}
