@@ -188,3 +188,15 @@ def test_customer_id_past_the_bigint_is_refused(manager, url):
     refusal = _refusal(_api(manager).get(url + "9" * 20), 422)
     assert list(refusal["errors"]) == [url.rsplit("?", 1)[1].rstrip("=")]
     assert _api(manager).get(url + str(ID_MAX)).status_code == 200
+
+
+def test_channel_settings_in_the_admin_refuse_nesting_too_deep():
+    """The administration site's JSON field for channel settings has the same limit."""
+    from django.core.exceptions import ValidationError
+
+    from kefu.conversations.admin import PrettyJSONField
+
+    field = PrettyJSONField(required=False)
+    assert field.clean('{"secret": "s", "ids": [[1]]}') == {"secret": "s", "ids": [[1]]}
+    with pytest.raises(ValidationError):
+        field.clean(NESTED.decode())
