@@ -27,8 +27,10 @@ from kefu.appointments.selectors import (
     own_store_only,
     store_list_for,
 )
+from kefu.core.bounds import DateTimeIn, FilterDate, Id, Offset
 from kefu.core.exceptions import ValidationFailed
 from kefu.core.permissions import has_perm, require_perm
+from kefu.core.schemas import InputSchema, Ref
 
 router = Router(tags=["appointments"])
 
@@ -54,12 +56,10 @@ def _api_field_names() -> Iterator[None]:
 # --- Schemas ------------------------------------------------------------------------------------
 
 
-class Ref(Schema):
-    id: int
-    name: str
+class AppointmentCustomer(Schema):
+    """The booked customer, with the phone the store calls (masked unless the caller may see
+    full contacts)."""
 
-
-class CustomerRef(Schema):
     id: int
     number: str
     name: str
@@ -80,7 +80,7 @@ class SlotsOut(Schema):
 
 class AppointmentOut(Schema):
     id: int
-    customer: CustomerRef
+    customer: AppointmentCustomer
     store: Ref
     starts_at: dt.datetime
     ends_at: dt.datetime
@@ -105,34 +105,34 @@ class AppointmentPage(Schema):
 
 
 class SlotsQuery(Schema):
-    store: int = Field(description="The store's id.")
-    day: dt.date
+    store: Id = Field(description="The store's id.")
+    day: FilterDate
 
 
 class DayQuery(Schema):
-    store: int | None = Field(None, description="The store's id; store managers get their own.")
-    day: dt.date | None = Field(None, description="Local date; today by default.")
-    offset: int = Field(0, ge=0)
+    store: Id | None = Field(None, description="The store's id; store managers get their own.")
+    day: FilterDate | None = Field(None, description="Local date; today by default.")
+    offset: Offset = 0
     limit: int = Field(100, ge=1, le=500)
 
 
-class AppointmentBookIn(Schema):
-    customer_id: int | None = Field(None, description="Unless conversation_id or ticket_id.")
-    conversation_id: int | None = Field(None, description="Booked from this consultation.")
-    ticket_id: int | None = Field(None, description="Booked from this ticket.")
+class AppointmentBookIn(InputSchema):
+    customer_id: Id | None = Field(None, description="Unless conversation_id or ticket_id.")
+    conversation_id: Id | None = Field(None, description="Booked from this consultation.")
+    ticket_id: Id | None = Field(None, description="Booked from this ticket.")
     source: str | None = Field(
         None, pattern="^(profile|phone)$", description="Without a conversation or ticket."
     )
-    store_id: int
-    starts_at: dt.datetime = Field(description="The start of one of the store's slots.")
+    store_id: Id
+    starts_at: DateTimeIn = Field(description="The start of one of the store's slots.")
     purpose: str = Field("", max_length=200)
 
 
-class AppointmentCancelIn(Schema):
+class AppointmentCancelIn(InputSchema):
     reason: str = Field("", max_length=500)
 
 
-class AppointmentVisitIn(Schema):
+class AppointmentVisitIn(InputSchema):
     arrived: bool = Field(description="true: the customer came; false: a no-show.")
     note: str = Field("", max_length=2000)
     purchase_amount: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=2)
@@ -140,9 +140,9 @@ class AppointmentVisitIn(Schema):
 
 
 class FunnelQuery(Schema):
-    start: dt.date
-    end: dt.date
-    store: int | None = Field(None, description="One store; store managers get their own.")
+    start: FilterDate
+    end: FilterDate
+    store: Id | None = Field(None, description="One store; store managers get their own.")
 
 
 class FunnelOut(Schema):

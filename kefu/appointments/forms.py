@@ -8,11 +8,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from kefu.accounts.models import Store
-from kefu.core.forms import FieldNamedErrorsMixin
+from kefu.core.forms import FieldNamedErrorsMixin, FilterDateField
 
 
 def _date_field(label, *, required: bool = True) -> forms.DateField:
-    return forms.DateField(
+    return FilterDateField(
         label=label,
         required=required,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),

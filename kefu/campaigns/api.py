@@ -33,8 +33,11 @@ from kefu.campaigns.selectors import (
     recipient_counts,
     segment_preview,
 )
+from kefu.core.bounds import DateTimeIn, Id, Offset
 from kefu.core.exceptions import NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
+from kefu.core.schemas import InputSchema, Ref
+from kefu.customers.api import CustomerRef
 from kefu.customers.models import Customer
 from kefu.customers.selectors import customer_get_for_user, customer_list_visible_to
 
@@ -42,17 +45,6 @@ router = Router(tags=["campaigns"])
 
 
 # --- Schemas --------------------------------------------------------------------------------------
-
-
-class Ref(Schema):
-    id: int
-    name: str
-
-
-class CustomerRef(Schema):
-    id: int
-    number: str
-    name: str
 
 
 class SegmentOut(Schema):
@@ -66,7 +58,7 @@ class SegmentOut(Schema):
     updated_at: dt.datetime
 
 
-class SegmentIn(Schema):
+class SegmentIn(InputSchema):
     name: str = Field("", max_length=100)
     filters: dict[str, Any] = Field(
         default_factory=dict,
@@ -75,7 +67,7 @@ class SegmentIn(Schema):
     )
 
 
-class PreviewIn(Schema):
+class PreviewIn(InputSchema):
     filters: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -112,7 +104,7 @@ class TemplateOut(Schema):
     updated_at: dt.datetime
 
 
-class TemplateIn(Schema):
+class TemplateIn(InputSchema):
     name: str = ""
     gateway: str = Field("", description="sms, email or wechat")
     purpose: str = Field(
@@ -129,9 +121,9 @@ class TemplateIn(Schema):
     is_active: bool = True
 
 
-class TestSendIn(Schema):
+class TestSendIn(InputSchema):
     to: str = Field("", description="Your phone (SMS), e-mail address or WeChat openid.")
-    customer_id: int | None = Field(None, description="Fill the template for this customer.")
+    customer_id: Id | None = Field(None, description="Fill the template for this customer.")
 
 
 class TestSendOut(Schema):
@@ -221,11 +213,11 @@ class CampaignPage(Schema):
     limit: int
 
 
-class CampaignIn(Schema):
+class CampaignIn(InputSchema):
     name: str = Field("", max_length=200)
-    template_id: int | None = None
-    segment_id: int | None = None
-    scheduled_at: dt.datetime | None = Field(None, description="Empty: send when launched.")
+    template_id: Id | None = None
+    segment_id: Id | None = None
+    scheduled_at: DateTimeIn | None = Field(None, description="Empty: send when launched.")
     gift: str = Field("", description="Gift-claim instructions; the template's when empty.")
 
 
@@ -246,7 +238,7 @@ class RecipientPage(Schema):
 
 
 class Paging(Schema):
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     limit: int = Field(50, ge=1, le=200)
 
 
@@ -254,8 +246,8 @@ class RecipientFilters(Paging):
     status: str | None = Field(None, description="pending, sent, failed, opted_out, no_address...")
 
 
-class OptOutIn(Schema):
-    customer_id: int
+class OptOutIn(InputSchema):
+    customer_id: Id
     channel: str = Field(description="all, sms, email or wechat")
     source: str = Field("", max_length=100, description="How: reply TD, a call...")
 
@@ -268,8 +260,8 @@ class OptOutOut(Schema):
     created_at: dt.datetime
 
 
-class BenefitIn(Schema):
-    customer_id: int
+class BenefitIn(InputSchema):
+    customer_id: Id
     kind: str = Field(description="birthday or holiday")
     occasion: str = Field("", max_length=50, description="2026, 2026 中秋节...")
     description: str = Field("", max_length=200)
@@ -289,7 +281,7 @@ class BenefitOut(Schema):
 class BenefitFilters(Paging):
     occasion: str | None = Field(None, description="Part of the occasion (2026, 中秋节).")
     kind: str | None = None
-    customer_id: int | None = None
+    customer_id: Id | None = None
 
 
 class BenefitPage(Schema):

@@ -56,6 +56,7 @@ from kefu.campaigns.selectors import (
     recipient_counts,
     segment_preview,
 )
+from kefu.core.bounds import page_number
 from kefu.core.exceptions import DomainError, Forbidden, NotFound, ValidationFailed
 from kefu.core.permissions import has_perm, require_perm
 from kefu.customers.models import Customer
@@ -73,16 +74,9 @@ R = CampaignRecipient.Status
 # --- Helpers of the pages -------------------------------------------------------------------------
 
 
-def _page_number(value: str | None) -> int:
-    try:
-        return max(1, min(int(value or 1), 100_000))
-    except ValueError:
-        return 1
-
-
 def _paged(request: HttpRequest, rows: QuerySet, size: int = PAGE_SIZE) -> dict[str, Any]:
     """One page of rows, fetching one more than shown instead of counting them all."""
-    number = _page_number(request.GET.get("page"))
+    number = page_number(request.GET.get("page"))
     start = (number - 1) * size
     found = list(rows[start : start + size + 1])
     query = request.GET.copy()

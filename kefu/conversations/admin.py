@@ -19,10 +19,25 @@ from kefu.conversations.models import (
     Message,
     QuickReply,
 )
+from kefu.core.json_body import JSON_MAX_DEPTH, json_depth_exceeds
 
 
 class PrettyJSONField(forms.JSONField):
-    """The channel's settings as indented JSON, Chinese left readable."""
+    """The channel's settings as indented JSON, Chinese left readable; nested no deeper than
+    any JSON body Kefu reads (a deeper one would exhaust the recursion of json.loads)."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and json_depth_exceeds(value.encode()):
+            raise forms.ValidationError(
+                _("At most %(depth)s levels of nesting.") % {"depth": JSON_MAX_DEPTH},
+                code="invalid",
+            )
+        return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        if isinstance(data, str) and json_depth_exceeds(data.encode()):
+            return forms.fields.InvalidJSONInput(data)
+        return super().bound_data(data, initial)
 
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):

@@ -28,25 +28,17 @@ from kefu.conversations.selectors import (
     message_list,
     quick_reply_list_for,
 )
+from kefu.core.bounds import ID_MAX, ID_PATTERN, DateTimeIn, FilterDate, Id, Offset
 from kefu.core.exceptions import NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
+from kefu.core.schemas import InputSchema, Ref
+from kefu.customers.api import CustomerRef
 from kefu.customers.contacts import PHONE, contact_mask
 
 router = Router(tags=["conversations"])
 
 
 # --- Schemas -----------------------------------------------------------------------------------
-class Ref(Schema):
-    id: int
-    name: str
-
-
-class CustomerRef(Schema):
-    id: int
-    number: str
-    name: str
-
-
 class ChannelRef(Schema):
     id: int
     code: str
@@ -54,7 +46,7 @@ class ChannelRef(Schema):
     kind: str = Field(description="web_chat, wechat, email, webhook, phone, sms or walk_in")
 
 
-class TicketRef(Schema):
+class ConversationTicketRef(Schema):
     id: int
     number: str
     subject: str
@@ -81,7 +73,7 @@ class ConversationOut(Schema):
     topic: str = Field(description="The consultation record: what the customer asked about.")
     outcome: str = Field(description="answered, appointment, order, ticket, no_result or ''")
     outcome_note: str
-    ticket: TicketRef | None
+    ticket: ConversationTicketRef | None
     rating: int | None = Field(description="The customer's satisfaction rating, 1 to 5.")
     rating_comment: str
     created_at: dt.datetime
@@ -113,54 +105,58 @@ class ConversationFilters(Schema):
     status: str | None = Field(None, description="queued, open or closed")
     channel: str | None = Field(None, description="A channel's code.")
     assignee: str | None = Field(
-        None, pattern=r"^(me|none|\d+)$", description="A user id, `me` or `none` (no agent yet)."
+        None,
+        pattern=rf"^(me|none|{ID_PATTERN})$",
+        description="A user id, `me` or `none` (no agent yet).",
     )
-    customer: int | None = None
+    customer: Id | None = None
     waiting: bool | None = Field(
         None, description="true: open with a customer message not answered yet."
     )
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     limit: int = Field(50, ge=1, le=200)
 
 
 class MessageFilters(Schema):
-    after_id: int = Field(0, ge=0, description="Messages after this id (resume a client).")
-    before_id: int | None = Field(None, ge=1, description="Older messages, before this id.")
+    after_id: int = Field(
+        0, ge=0, le=ID_MAX, description="Messages after this id (resume a client)."
+    )
+    before_id: Id | None = Field(None, description="Older messages, before this id.")
     limit: int = Field(100, ge=1, le=500)
 
 
-class BodyIn(Schema):
+class BodyIn(InputSchema):
     body: str = Field(max_length=5000)
 
 
-class TransferIn(Schema):
-    agent: int | None = Field(None, description="The agent to hand the conversation to; or")
-    queue: int | None = Field(None, description="the queue to put it back into.")
+class TransferIn(InputSchema):
+    agent: Id | None = Field(None, description="The agent to hand the conversation to; or")
+    queue: Id | None = Field(None, description="the queue to put it back into.")
     note: str = Field("", max_length=500)
 
 
-class CloseIn(Schema):
+class CloseIn(InputSchema):
     topic: str = Field("", description="What the customer asked about (required).")
     outcome: str = Field("", description="answered, appointment, order, ticket or no_result")
     note: str = Field("", max_length=5000)
 
 
-class ConversationTicketIn(Schema):
+class ConversationTicketIn(InputSchema):
     type: str = Field(
         description="consultation, complaint, suggestion, after_sales or service_request"
     )
     subject: str = Field(max_length=200)
-    category_id: int | None = None
+    category_id: Id | None = None
     severity: str = Field("normal", description="normal, urgent or major")
     description: str = Field("", description="Empty: the transcript of the conversation.")
-    store_id: int | None = None
+    store_id: Id | None = None
     order_ref: str = ""
     tags: list[str] = []
-    assignee_id: int | None = Field(None, description="Empty: routed through the queues.")
-    callback_due_at: dt.datetime | None = None
+    assignee_id: Id | None = Field(None, description="Empty: routed through the queues.")
+    callback_due_at: DateTimeIn | None = None
 
 
-class AgentStatusIn(Schema):
+class AgentStatusIn(InputSchema):
     status: str = Field(description="online, busy, away or offline")
     capacity: int | None = Field(None, description="Chats at once, 1 to 50.")
 
@@ -179,14 +175,14 @@ class CallbackRef(Schema):
     assignee: Ref | None
 
 
-class CallIn(Schema):
+class CallIn(InputSchema):
     phone: str = Field("", max_length=40, description="The caller's (or called) number.")
     caller_name: str = Field("", max_length=100)
     direction: str = Field("in", description="in or out")
-    agent: int | None = Field(None, description="The agent who took or made the call.")
-    started_at: dt.datetime | None = Field(None, description="Default: now.")
-    answered_at: dt.datetime | None = None
-    ended_at: dt.datetime | None = None
+    agent: Id | None = Field(None, description="The agent who took or made the call.")
+    started_at: DateTimeIn | None = Field(None, description="Default: now.")
+    answered_at: DateTimeIn | None = None
+    ended_at: DateTimeIn | None = None
     result: str = Field(description="answered, missed or dropped")
     recording_url: str = Field("", max_length=500)
     notes: str = Field("", max_length=5000)
@@ -225,11 +221,13 @@ class CallPage(Schema):
 class CallFilters(Schema):
     result: str | None = Field(None, description="answered, missed or dropped")
     direction: str | None = Field(None, description="in or out")
-    agent: str | None = Field(None, pattern=r"^(me|\d+)$", description="A user id or `me`.")
-    customer: int | None = None
-    date_from: dt.date | None = Field(None, description="First day (local), included.")
-    date_to: dt.date | None = Field(None, description="Last day (local), included.")
-    offset: int = Field(0, ge=0)
+    agent: str | None = Field(
+        None, pattern=rf"^(me|{ID_PATTERN})$", description="A user id or `me`."
+    )
+    customer: Id | None = None
+    date_from: FilterDate | None = Field(None, description="First day (local), included.")
+    date_to: FilterDate | None = Field(None, description="Last day (local), included.")
+    offset: Offset = 0
     limit: int = Field(50, ge=1, le=200)
 
 
@@ -241,7 +239,7 @@ class QuickReplyOut(Schema):
     is_team: bool = Field(description="A team reply everybody can use; else the caller's own.")
 
 
-class QuickReplyIn(Schema):
+class QuickReplyIn(InputSchema):
     shortcut: str = Field("", max_length=31)
     title: str = Field("", max_length=100)
     body: str = Field("", max_length=5000)
@@ -640,7 +638,7 @@ def conversation_call_api(request: HttpRequest, conversation_id: int):
 
 @router.post(
     "/{conversation_id}/ticket",
-    response={201: TicketRef},
+    response={201: ConversationTicketRef},
     summary="Open a ticket from the conversation",
 )
 def conversation_ticket_api(

@@ -21,8 +21,9 @@ from kefu.accounts.models import User
 from kefu.conversations import services
 from kefu.conversations.models import CallRecord, QuickReply
 from kefu.conversations.selectors import call_list_filtered, quick_reply_list_for
+from kefu.core.bounds import page_number
 from kefu.core.exceptions import DomainError, Forbidden, NotFound, ValidationFailed
-from kefu.core.forms import FieldNamedErrorsMixin
+from kefu.core.forms import FieldNamedErrorsMixin, FilterDateField
 from kefu.core.permissions import require_perm
 from kefu.customers.contacts import PHONE, contact_mask
 from kefu.customers.models import ContactPoint, Customer
@@ -57,10 +58,10 @@ class CallFilterForm(forms.Form):
         choices=[("", gettext_lazy("Any result")), *CallRecord.Result.choices],
         required=False,
     )
-    date_from = forms.DateField(
+    date_from = FilterDateField(
         label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
-    date_to = forms.DateField(
+    date_to = FilterDateField(
         label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 
@@ -81,10 +82,7 @@ def call_list(request: HttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid():
         filters = {k: v for k, v in form.cleaned_data.items() if v}
     calls = call_list_filtered(user=request.user, **filters)
-    try:
-        page = max(int(request.GET.get("page", "1")), 1)
-    except ValueError:
-        page = 1
+    page = page_number(request.GET.get("page"))
     start = (page - 1) * CALL_PAGE_SIZE
     rows = list(calls[start : start + CALL_PAGE_SIZE + 1])
     has_next = len(rows) > CALL_PAGE_SIZE

@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from kefu.accounts.models import User
 from kefu.conversations.models import CallRecord, Conversation, Message, QuickReply
@@ -29,7 +30,7 @@ def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversati
         .first()
     )
     if conversation is None:
-        raise NotFound("Conversation not found.")
+        raise NotFound(_("Conversation not found."))
     return conversation
 
 

@@ -5,7 +5,6 @@ JSON in the API's shape {"code", "message", "errors"}; a repeated message id is 
 answered 200 "duplicate", so a bridge may retry anything it is unsure about.
 """
 
-import json
 import logging
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from kefu.conversations.adapters import webhook as hook
 from kefu.conversations.models import Channel, Message
 from kefu.conversations.services import message_receive
 from kefu.core.exceptions import DomainError, ValidationFailed
+from kefu.core.json_body import JsonBodyInvalid, json_body_load
 
 log = logging.getLogger(__name__)
 
@@ -231,9 +231,9 @@ def _receive(request: HttpRequest, code: str) -> HttpResponse:
     if refused is not None:
         return refused
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return _error(request, 400, "bad_request", _("The request body is not valid JSON."))
+        payload = json_body_load(body)
+    except JsonBodyInvalid as exc:
+        return _error(request, exc.status, exc.code, exc.message)
     try:
         received = message_receive(channel=channel, inbound=_inbound(channel, payload))
     except DomainError as exc:

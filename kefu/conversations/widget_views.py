@@ -35,6 +35,7 @@ from kefu.conversations.models import Channel, InboxQueue
 from kefu.conversations.visitors import visitor_token_make, visitor_token_read
 from kefu.core.csp import csp_frame_ancestors
 from kefu.core.exceptions import ValidationFailed
+from kefu.core.json_body import JsonBodyInvalid, json_body_load
 from kefu.customers.contacts import ContactInvalid, phone_normalize
 
 WIDGET_SOURCE = "conversations/widget.js"
@@ -194,14 +195,13 @@ def _error(status: int, code: str, message: Any, errors: dict | None = None) -> 
     return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
 
-def _submitted(request: HttpRequest) -> dict[str, Any] | None:
-    """The posted fields, from a JSON body or a form; None for a body that is not JSON."""
+def _submitted(request: HttpRequest) -> dict[str, Any]:
+    """The posted fields, from a JSON object or a form; JsonBodyInvalid for anything else."""
     if request.content_type == "application/json":
-        try:
-            data = json.loads(request.body or b"{}")
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
+        data = json_body_load(request.body or b"{}")
+        if not isinstance(data, dict):
+            raise JsonBodyInvalid(_("Send a JSON object."))
+        return data
     return request.POST.dict()
 
 
@@ -237,9 +237,10 @@ def chat_session(request: HttpRequest, code: str) -> JsonResponse:
     channel = _active_channel(code)
     if channel is None:
         return _error(404, "not_found", _("This chat does not exist or is switched off."))
-    data = _submitted(request)
-    if data is None:
-        return _error(400, "bad_request", _("The request body is not valid JSON."))
+    try:
+        data = _submitted(request)
+    except JsonBodyInvalid as exc:
+        return _error(exc.status, exc.code, exc.message)
     existing = str(data.get("visitor") or "")
     if existing and visitor_token_read(existing, channel_code=channel.code) is not None:
         return JsonResponse({"visitor": existing, "resumed": True})

@@ -1,6 +1,9 @@
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+
+API_PREFIX = "/api/"
 
 
 @login_required
@@ -14,9 +17,19 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "core/home.html", {"active_nav": "home"})
 
 
+def _api_error(status: int, code: str, message: str) -> JsonResponse:
+    """Under /api/ even a URL no operation matches answers in the API's error shape."""
+    body = {"code": code, "message": message, "errors": {}}
+    return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+
+
 def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
+    if request.path.startswith(API_PREFIX):
+        return _api_error(403, "permission_denied", _("You do not have permission to do this."))
     return render(request, "core/error.html", {"status": 403, "exception": exception}, status=403)
 
 
 def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    if request.path.startswith(API_PREFIX):
+        return _api_error(404, "not_found", _("Not found."))
     return render(request, "core/error.html", {"status": 404, "exception": exception}, status=404)

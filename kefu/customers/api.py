@@ -6,7 +6,9 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
+from kefu.core.bounds import DateIn, Id, PageNumber
 from kefu.core.exceptions import ValidationFailed
+from kefu.core.schemas import InputSchema
 from kefu.customers import services
 from kefu.customers.filtersets import CustomerFilterSet
 from kefu.customers.models import Customer
@@ -26,6 +28,14 @@ class StoreRef(Schema):
     name: str
 
 
+class CustomerRef(Schema):
+    """A customer as other records name it: no contact, so it can be shown to anyone."""
+
+    id: int
+    number: str
+    name: str
+
+
 class ContactOut(Schema):
     id: int
     kind: str
@@ -34,7 +44,7 @@ class ContactOut(Schema):
     is_primary: bool
 
 
-class AddressIO(Schema):
+class AddressIO(InputSchema):
     label: str = ""
     province: str = ""
     city: str = ""
@@ -89,24 +99,24 @@ class CustomerOut(Schema):
     updated_at: dt.datetime
 
 
-class ContactIn(Schema):
+class ContactIn(InputSchema):
     kind: str = Field(description="phone, email, wechat_openid, wechat_unionid or qq")
     value: str = Field(min_length=1, max_length=200)
     label: str = Field("", max_length=50)
     is_primary: bool = False
 
 
-class CustomerCreateIn(Schema):
+class CustomerCreateIn(InputSchema):
     name: str = Field(min_length=1, max_length=100)
     level: str = Customer.Level.NORMAL
     gender: str = ""
-    birthday: dt.date | None = None
+    birthday: DateIn | None = None
     source: str = Customer.Source.OTHER
-    store_id: int | None = None
+    store_id: Id | None = None
     temperament: str = ""
     temperament_note: str = Field("", max_length=500)
     membership_card_no: str | None = Field(None, max_length=40)
-    member_since: dt.date | None = None
+    member_since: DateIn | None = None
     notes: str = ""
     custom_fields: dict[str, Any] = {}
     tags: list[str] = []
@@ -114,30 +124,30 @@ class CustomerCreateIn(Schema):
     addresses: list[AddressIO] = []
 
 
-class CustomerUpdateIn(Schema):
+class CustomerUpdateIn(InputSchema):
     name: str | None = Field(None, min_length=1, max_length=100)
     level: str | None = None
     gender: str | None = None
-    birthday: dt.date | None = None
+    birthday: DateIn | None = None
     source: str | None = None
-    store_id: int | None = None
+    store_id: Id | None = None
     temperament: str | None = None
     temperament_note: str | None = Field(None, max_length=500)
     membership_card_no: str | None = Field(None, max_length=40)
-    member_since: dt.date | None = None
+    member_since: DateIn | None = None
     notes: str | None = None
     custom_fields: dict[str, Any] | None = None
     tags: list[str] | None = None
     addresses: list[AddressIO] | None = None
 
 
-class LifecycleIn(Schema):
+class LifecycleIn(InputSchema):
     status: str = Field(description="prospect, customer, member or closed")
     reason: str = Field("", max_length=500)
 
 
-class MergeIn(Schema):
-    duplicate_id: int = Field(description="The record folded into this one; it keeps its number.")
+class MergeIn(InputSchema):
+    duplicate_id: Id = Field(description="The record folded into this one; it keeps its number.")
     reason: str = Field("", max_length=500)
 
 
@@ -147,7 +157,7 @@ class RevealOut(Schema):
     value: str
 
 
-class EventOut(Schema):
+class CustomerEventOut(Schema):
     id: int
     kind: str
     actor: str | None
@@ -160,9 +170,9 @@ class CustomerFilters(Schema):
     status: str | None = None
     level: str | None = None
     source: str | None = None
-    store: int | None = None
+    store: Id | None = None
     tag: str | None = None
-    page: int = Field(1, ge=1)
+    page: PageNumber = 1
     page_size: int = Field(25, ge=1, le=200)
 
 
@@ -340,11 +350,13 @@ def customer_contact_reveal_api(request: HttpRequest, customer_id: int, contact_
     return RevealOut(id=contact.pk, kind=contact.kind, value=value)
 
 
-@router.get("/{customer_id}/timeline", response=list[EventOut], summary="The customer's timeline")
+@router.get(
+    "/{customer_id}/timeline", response=list[CustomerEventOut], summary="The customer's timeline"
+)
 def customer_timeline_api(request: HttpRequest, customer_id: int):
     customer = customer_get_profile(user=request.auth, customer_id=customer_id)
     return [
-        EventOut(
+        CustomerEventOut(
             id=e.pk,
             kind=e.kind,
             actor=str(e.actor) if e.actor else None,

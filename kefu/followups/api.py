@@ -9,8 +9,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 
+from kefu.core.bounds import DateTimeIn, Id, Offset
 from kefu.core.exceptions import ValidationFailed
 from kefu.core.permissions import require_perm
+from kefu.core.schemas import InputSchema, Ref
+from kefu.customers.api import CustomerRef
 from kefu.followups import services
 from kefu.followups.models import CareList, FollowUp
 from kefu.followups.selectors import SCOPE_ALL, SCOPE_MINE, followup_get_for_user, followup_list_for
@@ -18,18 +21,7 @@ from kefu.followups.selectors import SCOPE_ALL, SCOPE_MINE, followup_get_for_use
 router = Router(tags=["followups"])
 
 
-class Ref(Schema):
-    id: int
-    name: str
-
-
-class CustomerRef(Schema):
-    id: int
-    number: str
-    name: str
-
-
-class TicketRef(Schema):
+class FollowUpTicketRef(Schema):
     id: int
     number: str
     subject: str
@@ -44,7 +36,7 @@ class FollowUpOut(Schema):
     attempt: int
     is_overdue: bool
     customer: CustomerRef
-    ticket: TicketRef | None
+    ticket: FollowUpTicketRef | None
     assignee: Ref | None
     note: str
     outcome: str
@@ -67,17 +59,17 @@ class FollowUpFilters(Schema):
         pattern=f"^({SCOPE_MINE}|{SCOPE_ALL})$",
         description="`mine` (default) or `all`, for those who assign tickets.",
     )
-    assignee: int | None = Field(None, description="With scope `all`: one assignee's.")
+    assignee: Id | None = Field(None, description="With scope `all`: one assignee's.")
     purpose: str | None = Field(None, description="promised_callback, complaint_aftercare ...")
     overdue: bool | None = Field(None, description="true: only those past their due time.")
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     limit: int = Field(50, ge=1, le=200)
 
 
-class FollowUpCompleteIn(Schema):
+class FollowUpCompleteIn(InputSchema):
     outcome: str = Field(description="reached, not_reached, wrong_number, refused or done")
     outcome_note: str = Field("", max_length=2000)
-    next_due_at: dt.datetime | None = Field(
+    next_due_at: DateTimeIn | None = Field(
         None, description="Schedule the next follow-up by hand instead of by the rule."
     )
 
@@ -96,7 +88,7 @@ class FollowUpCompleteOut(FollowUpOut):
     )
 
 
-class FollowUpMessageIn(Schema):
+class FollowUpMessageIn(InputSchema):
     body: str = Field(min_length=1, max_length=services.MESSAGE_MAX)
 
 
@@ -129,11 +121,11 @@ class CareListPage(Schema):
 
 
 class CareListQuery(Schema):
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     limit: int = Field(50, ge=1, le=200)
 
 
-class CareListBuildIn(Schema):
+class CareListBuildIn(InputSchema):
     kind: str = Field(description="key_accounts, churn_risk or birthdays")
     days: int = Field(7, description="Birthdays: how many days ahead (1 to 60).")
 

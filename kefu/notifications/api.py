@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
+from kefu.core.bounds import PageNumber
 from kefu.notifications import services
 from kefu.notifications.models import Notification
 from kefu.notifications.selectors import notification_list_for
@@ -32,7 +33,7 @@ class NotificationPage(Schema):
 
 class NotificationFilters(Schema):
     unread: bool = Field(False, description="Only unread notifications.")
-    page: int = Field(1, ge=1)
+    page: PageNumber = 1
     page_size: int = Field(25, ge=1, le=200)
 
 

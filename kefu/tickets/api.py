@@ -25,9 +25,13 @@ from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 
 from kefu.accounts.models import User
 from kefu.core.attachments import attachment_response
+from kefu.core.bounds import ID_PATTERN, DateIn, DateTimeIn, FilterDate, Id
 from kefu.core.exceptions import NotFound, ValidationFailed
+from kefu.core.forms import IdFilter
 from kefu.core.permissions import require_perm
 from kefu.core.public_address import public_url
+from kefu.core.schemas import InputSchema, Ref
+from kefu.customers.api import CustomerRef
 from kefu.customers.models import Customer
 from kefu.followups.models import FollowUp
 from kefu.tickets import services, sla
@@ -79,17 +83,6 @@ def _api_field_names(renames: dict[str, str] = API_FIELD_NAMES) -> Iterator[None
 
 
 # --- Schemas: references ----------------------------------------------------------------------
-
-
-class Ref(Schema):
-    id: int
-    name: str
-
-
-class CustomerRef(Schema):
-    id: int
-    number: str
-    name: str
 
 
 class SlaOut(Schema):
@@ -264,7 +257,7 @@ class TicketOut(Schema):
     updated_at: dt.datetime
 
 
-class EventOut(Schema):
+class TicketEventOut(Schema):
     id: int
     kind: str
     kind_label: str
@@ -458,7 +451,7 @@ def _detail(request: HttpRequest, ticket_id: int) -> dict:
 # --- Input schemas ----------------------------------------------------------------------------
 
 
-class TicketCreateIn(Schema):
+class TicketCreateIn(InputSchema):
     type: str = Field(
         description="consultation, complaint, suggestion, after_sales or service_request"
     )
@@ -467,71 +460,71 @@ class TicketCreateIn(Schema):
         Ticket.Channel.PHONE,
         description="phone, web_chat, wechat, email, store, platform, letter or other",
     )
-    customer_id: int | None = Field(None, description="The customer; or give `phone`.")
+    customer_id: Id | None = Field(None, description="The customer; or give `phone`.")
     phone: str | None = Field(
         None,
         description="The caller's phone when `customer_id` is not known: an unknown "
         "number becomes a prospect.",
     )
     caller_name: str = Field("", max_length=100)
-    category_id: int | None = None
+    category_id: Id | None = None
     severity: str = Field(Ticket.Severity.NORMAL, description="normal, urgent or major")
     description: str = ""
-    store_id: int | None = None
+    store_id: Id | None = None
     order_ref: str = ""
     tags: list[str] = []
-    assignee_id: int | None = Field(
+    assignee_id: Id | None = Field(
         None, description="Leave empty to route through the queues (round robin)."
     )
-    callback_due_at: dt.datetime | None = Field(
+    callback_due_at: DateTimeIn | None = Field(
         None, description="Promise the customer a callback by this time."
     )
 
 
-class TicketUpdateIn(Schema):
+class TicketUpdateIn(InputSchema):
     type: str | None = None
     channel: str | None = None
-    category_id: int | None = None
+    category_id: Id | None = None
     severity: str | None = None
     subject: str | None = Field(None, max_length=200)
     description: str | None = None
-    store_id: int | None = None
+    store_id: Id | None = None
     order_ref: str | None = None
     tags: list[str] | None = None
 
 
-class AssignIn(Schema):
-    assignee_id: int | None = Field(None, description="Who takes the ticket (oneself to claim).")
-    queue_id: int | None = Field(None, description="Move to a queue (supervisors).")
+class AssignIn(InputSchema):
+    assignee_id: Id | None = Field(None, description="Who takes the ticket (oneself to claim).")
+    queue_id: Id | None = Field(None, description="Move to a queue (supervisors).")
     note: str = Field("", max_length=500)
 
 
-class ReplyIn(Schema):
+class ReplyIn(InputSchema):
     body: str = Field(description="What the customer was told.")
     channel: str = Ticket.Channel.PHONE
 
 
-class NoteIn(Schema):
+class NoteIn(InputSchema):
     body: str
 
 
-class ReasonIn(Schema):
+class ReasonIn(InputSchema):
     reason: str = Field("", max_length=500)
 
 
-class HandOffIn(Schema):
-    department_id: int
+class HandOffIn(InputSchema):
+    department_id: Id
     instructions: str
-    due_at: dt.datetime | None = Field(None, description="Default: one working day.")
+    due_at: DateTimeIn | None = Field(None, description="Default: one working day.")
 
 
-class ResolutionIn(Schema):
+class ResolutionIn(InputSchema):
     resolution_type: str = Field(
         description="repair, exchange, refund, compensation, explanation or other"
     )
     resolution_summary: str
     resolution_cost: Decimal | None = Field(None, description="Yuan; a complaint needs it.")
-    root_cause_id: int | None = Field(None, description="A complaint needs it.")
+    root_cause_id: Id | None = Field(None, description="A complaint needs it.")
 
     def service_data(self) -> dict[str, Any]:
         return {
@@ -542,29 +535,29 @@ class ResolutionIn(Schema):
         }
 
 
-class HandoffAnswerIn(Schema):
+class HandoffAnswerIn(InputSchema):
     answer: str
     resolution: ResolutionIn | None = Field(
         None, description="Give it when the department's answer resolves the ticket."
     )
 
 
-class AcceptanceIn(Schema):
+class AcceptanceIn(InputSchema):
     accepted: bool
     note: str = Field("", description="The customer's words; needed when they do not accept.")
     via: str = Field("phone", max_length=30)
 
 
-class CallbackIn(Schema):
-    due_at: dt.datetime
+class CallbackIn(InputSchema):
+    due_at: DateTimeIn
     note: str = Field("", max_length=500)
 
 
-class ExternalEscalationIn(Schema):
+class ExternalEscalationIn(InputSchema):
     body: str = Field(
         description="consumer_association, media, regulator, platform or other",
     )
-    reported_on: dt.date
+    reported_on: DateIn
     reference: str = Field("", max_length=100)
     notes: str = ""
 
@@ -575,9 +568,7 @@ class ExternalEscalationIn(Schema):
 class TicketApiFilterSet(TicketFilterSet):
     """The list page's filters, plus the customer and a yes/no SLA filter for integrations."""
 
-    customer = django_filters.NumberFilter(
-        label=pgettext_lazy("person", "Customer"), field_name="customer_id"
-    )
+    customer = IdFilter(label=pgettext_lazy("person", "Customer"), field_name="customer_id")
     breaching = django_filters.BooleanFilter(
         label=gettext_lazy("Breaching SLA"), method="filter_breaching"
     )
@@ -592,16 +583,18 @@ class TicketFilters(Schema):
     type: str | None = None
     severity: str | None = None
     assignee: str | None = Field(
-        None, pattern=r"^(me|none|\d+)$", description="A user id, `me` or `none` (unassigned)."
+        None,
+        pattern=rf"^(me|none|{ID_PATTERN})$",
+        description="A user id, `me` or `none` (unassigned).",
     )
-    queue: int | None = None
-    category: int | None = Field(None, description="Matches its subcategories too.")
-    store: int | None = None
-    customer: int | None = None
+    queue: Id | None = None
+    category: Id | None = Field(None, description="Matches its subcategories too.")
+    store: Id | None = None
+    customer: Id | None = None
     breaching: bool | None = Field(None, description="true: an SLA clock is overdue now.")
     watched: bool | None = Field(None, description="Watched for negative impact.")
-    created_from: dt.date | None = None
-    created_to: dt.date | None = None
+    created_from: FilterDate | None = None
+    created_to: FilterDate | None = None
     q: str | None = Field(None, description="Ticket number, words of the subject, the customer.")
     cursor: str | None = Field(None, description="The `next` of the previous page.")
     limit: int = Field(25, ge=1, le=200)
@@ -802,7 +795,7 @@ def ticket_update_api(request: HttpRequest, ticket_id: int, payload: TicketUpdat
     return _detail(request, ticket_id)
 
 
-@router.get("/{ticket_id}/events", response=list[EventOut], summary="The ticket's timeline")
+@router.get("/{ticket_id}/events", response=list[TicketEventOut], summary="The ticket's timeline")
 def ticket_event_list_api(request: HttpRequest, ticket_id: int):
     ticket = ticket_get_for_user(user=request.auth, ticket_id=ticket_id)
     return [_event(e) for e in ticket_timeline(ticket=ticket)]
@@ -831,7 +824,7 @@ def ticket_start_api(request: HttpRequest, ticket_id: int):
 
 
 @router.post(
-    "/{ticket_id}/reply", response={201: EventOut}, summary="Record a reply to the customer"
+    "/{ticket_id}/reply", response={201: TicketEventOut}, summary="Record a reply to the customer"
 )
 def ticket_reply_api(request: HttpRequest, ticket_id: int, payload: ReplyIn):
     event = services.ticket_reply(
@@ -840,7 +833,7 @@ def ticket_reply_api(request: HttpRequest, ticket_id: int, payload: ReplyIn):
     return Status(201, _event(event))
 
 
-@router.post("/{ticket_id}/notes", response={201: EventOut}, summary="Add an internal note")
+@router.post("/{ticket_id}/notes", response={201: TicketEventOut}, summary="Add an internal note")
 def ticket_note_api(request: HttpRequest, ticket_id: int, payload: NoteIn):
     event = services.ticket_note(actor=request.auth, ticket_id=ticket_id, body=payload.body)
     return Status(201, _event(event))

@@ -12,6 +12,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from kefu.accounts.models import Store
+from kefu.core.bounds import ID_PATTERN
+from kefu.core.forms import FilterDateFilter, IdFilter
 from kefu.customers.models import Customer
 from kefu.customers.selectors import customer_search
 from kefu.tickets.forms import staff_choices
@@ -96,7 +98,7 @@ class TicketFilterSet(django_filters.FilterSet):
         method="filter_assignee",
         validators=[
             RegexValidator(
-                rf"^({ASSIGNEE_MINE}|{ASSIGNEE_NONE}|\d{{1,18}})$",
+                rf"^({ASSIGNEE_MINE}|{ASSIGNEE_NONE}|{ID_PATTERN})$",
                 _("Choose an assignee: a user id, “mine” or “none”."),
             )
         ],
@@ -111,7 +113,7 @@ class TicketFilterSet(django_filters.FilterSet):
         empty_label=_("Any queue"),
         widget=_select(_("Queue")),
     )
-    category = django_filters.NumberFilter(
+    category = IdFilter(
         label=_("Category"),
         method="filter_category",
         widget=forms.Select(
@@ -132,12 +134,12 @@ class TicketFilterSet(django_filters.FilterSet):
         empty_label=_("Any SLA state"),
         widget=_select(_("SLA")),
     )
-    created_from = django_filters.DateFilter(
+    created_from = FilterDateFilter(
         label=_("Created from"),
         method="filter_created_from",
         widget=forms.DateInput(attrs={"type": "date", "aria-label": _("Created from")}),
     )
-    created_to = django_filters.DateFilter(
+    created_to = FilterDateFilter(
         label=_("Created until"),
         method="filter_created_to",
         widget=forms.DateInput(attrs={"type": "date", "aria-label": _("Created until")}),
@@ -209,8 +211,6 @@ class TicketFilterSet(django_filters.FilterSet):
         return queryset.filter(assignee_id=int(value))
 
     def filter_category(self, queryset, name, value):
-        if not 0 < value < 2**63:
-            return queryset.none()
         return queryset.filter(category_id__in=category_descendant_ids([int(value)]))
 
     def filter_sla(self, queryset, name, value):

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from kefu.core.forms import FilterDateField
 from kefu.core.permissions import require_perm
 from kefu.jobs.views import job_started_response
 from kefu.tickets import reports
@@ -49,7 +50,7 @@ class ReportPeriodForm(forms.Form):
     period = forms.ChoiceField(
         label=_("Period"), choices=[(WEEK, _("Week")), (MONTH, _("Month"))], required=False
     )
-    start = forms.DateField(
+    start = FilterDateField(
         label=_("Starting"),
         required=False,
         input_formats=["%Y-%m-%d"],

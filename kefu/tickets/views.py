@@ -21,6 +21,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from kefu.accounts.models import User
 from kefu.core.attachments import attachment_response
+from kefu.core.bounds import page_number
 from kefu.core.exceptions import DomainError, Forbidden, NotFound, ValidationFailed
 from kefu.core.permissions import require_perm
 from kefu.core.public_address import public_address_problem, public_url
@@ -72,13 +73,6 @@ S = Ticket.Status
 # --- List -------------------------------------------------------------------------------------
 
 
-def _page_number(value: str | None) -> int:
-    try:
-        return max(1, min(int(value or 1), 100_000))
-    except ValueError:
-        return 1
-
-
 @login_required
 def ticket_list(request: HttpRequest) -> HttpResponse:
     """Tickets the user may see, filtered. Pages by fetching one row more than shown: no count
@@ -90,7 +84,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         data["tab"] = DEFAULT_TAB
     filterset = TicketFilterSet(data, queryset=tickets, request=request, now=now)
     rows = filterset.qs if filterset.is_valid() else tickets.none()
-    number = _page_number(request.GET.get("page"))
+    number = page_number(request.GET.get("page"))
     start = (number - 1) * PAGE_SIZE
     found = list(
         ticket_list_for_display(rows.order_by("-created_at", "-id"))[start : start + PAGE_SIZE + 1]
