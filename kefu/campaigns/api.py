@@ -182,7 +182,7 @@ class CampaignEstimateOut(Schema):
     needs_approval: bool
 
 
-class CampaignLaunchIn(Schema):
+class CampaignLaunchIn(InputSchema):
     confirm_count: int | None = Field(
         None,
         ge=0,
@@ -191,7 +191,7 @@ class CampaignLaunchIn(Schema):
     )
 
 
-class CampaignRefuseIn(Schema):
+class CampaignRefuseIn(InputSchema):
     reason: str = Field("", max_length=500)
 
 

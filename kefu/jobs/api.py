@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from ninja import Field, Path, Query, Router, Schema
 
+from kefu.core.bounds import ID_MAX, PageNumber
 from kefu.core.permissions import has_perm
 from kefu.jobs import services
 from kefu.jobs.kinds import job_kind_get
@@ -15,9 +16,6 @@ from kefu.jobs.models import Job
 from kefu.jobs.selectors import job_get_for_user, job_list_visible_to, job_progress
 
 router = Router(tags=["jobs"])
-
-# Ids are database integers: larger values are refused as invalid, not passed to SQL.
-MAX_ID = 2**63 - 1
 
 
 class JobProgressOut(Schema):
@@ -73,7 +71,7 @@ class JobFilters(Schema):
     status: Job.Status | None = None
     kind: str | None = Field(None, max_length=40)
     everyone: bool = Field(False, description="Everyone's jobs (needs jobs.view_all_jobs).")
-    page: int = Field(1, ge=1, le=100_000)
+    page: PageNumber = 1
     page_size: int = Field(25, ge=1, le=200)
 
 
@@ -140,18 +138,19 @@ def job_list_api(request: HttpRequest, filters: Query[JobFilters]):
 
 
 @router.get("/{job_id}", response=JobOut, summary="One job, with its progress")
-def job_detail_api(request: HttpRequest, job_id: int = Path(..., ge=1, le=MAX_ID)):
+def job_detail_api(request: HttpRequest, job_id: int = Path(..., ge=1, le=ID_MAX)):
     return job_out(job_get_for_user(user=request.auth, job_id=job_id), user=request.auth)
 
 
 @router.post("/{job_id}/cancel", response=JobOut, summary="Cancel a waiting or running job")
-def job_cancel_api(request: HttpRequest, job_id: int = Path(..., ge=1, le=MAX_ID)):
+def job_cancel_api(request: HttpRequest, job_id: int = Path(..., ge=1, le=ID_MAX)):
     job = services.job_cancel(actor=request.auth, job_id=job_id, now=timezone.now())
     return job_out(job, user=request.auth)
 
 
 @router.get(
     "/{job_id}/result",
+    response={200: None},
     url_name="job_result_api",
     summary="Download the file a job produced (audited)",
     openapi_extra={
@@ -163,7 +162,7 @@ def job_cancel_api(request: HttpRequest, job_id: int = Path(..., ge=1, le=MAX_ID
         }
     },
 )
-def job_result_api(request: HttpRequest, job_id: int = Path(..., ge=1, le=MAX_ID)):
+def job_result_api(request: HttpRequest, job_id: int = Path(..., ge=1, le=ID_MAX)):
     handle, job = services.job_result_open(
         actor=request.auth, job_id=job_id, ip=request.META.get("REMOTE_ADDR")
     )
