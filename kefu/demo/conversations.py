@@ -626,9 +626,9 @@ CALL_NOTES = [
     "查询订单配送进度，已告知预计送达时间",
     "咨询会员积分兑换，已说明",
     "咨询医保卡使用范围",
-    "预约药师用药指导，已登记",
     "反映{store}排队时间长，已记录并致歉",
 ]
+CALL_BOOKING = "预约药师用药指导，已登记"  # demo.visits books these callers into a store
 
 
 # --- The plan ----------------------------------------------------------------------------------
@@ -839,6 +839,9 @@ class Planner:
                 [CallRecord.Result.ANSWERED, CallRecord.Result.MISSED, CallRecord.Result.DROPPED],
                 [70, 20, 10],
             )[0]
+            books = index % 6 == 2  # every sixth caller books a pharmacist's consultation
+            if books:
+                result = CallRecord.Result.ANSWERED
             agent = rng.choice(agents)
             values = self.values(start)
             data = {
@@ -854,7 +857,7 @@ class Planner:
                     agent=agent.pk,
                     answered_at=answered,
                     ended_at=answered + dt.timedelta(seconds=rng.randrange(60, 480)),
-                    notes=rng.choice(CALL_NOTES).format(**values),
+                    notes=(CALL_BOOKING if books else rng.choice(CALL_NOTES)).format(**values),
                 )
             elif result == CallRecord.Result.DROPPED:
                 answered = start + dt.timedelta(seconds=rng.randrange(4, 15))

@@ -44,6 +44,15 @@ REVIEWED_OVERRIDES = {
     "Ensure this value has at least %(limit_value)d character (it has %(show_value)d).": (
         "Django's 确保该变量… is machine Chinese (kefu.core.forms)"
     ),
+    # The API's validation messages (kefu.core.api) reuse Django's words, politer and plainer;
+    # Django's forms read them the same way.
+    "Enter a valid value.": "polite form of the same",
+    "Enter a whole number.": "polite form of the same",
+    "Enter a valid date.": "polite form of the same",
+    "Enter a valid date/time.": "polite form of the same",
+    "Enter a list of values.": "polite form of the same",
+    "Ensure this value is less than or equal to %(limit_value)s.": "plainer than 确保该值…",
+    "Ensure this value is greater than or equal to %(limit_value)s.": "plainer than 确保该值…",
 }
 
 
