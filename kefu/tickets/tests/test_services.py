@@ -1068,3 +1068,26 @@ def test_an_external_escalation_refused_writes_nothing(agent, customer, records_
     ticket.refresh_from_db()
     assert not ticket.is_impact_watched
     assert not ticket.events.filter(kind=TicketEvent.Kind.EXTERNAL_ESCALATION).exists()
+
+
+def test_a_policy_change_while_waiting_on_the_customer_keeps_the_time_used_before(
+    agent, customer, sla_policies
+):
+    """Opened Monday 09:00, on hold for the customer from 11:00, made major at 12:00: the major
+    policy's 24 hours count from the opening, the two hours before the hold are used, so on
+    resuming at 15:00 the resolution is due Tuesday 13:00."""
+    # given
+    ticket = open_complaint(agent, customer, at(2026, 11, 23, 9))
+    services.ticket_reply(
+        actor=agent, ticket_id=ticket.pk, body="请提供小票", now=at(2026, 11, 23, 10)
+    )
+    services.ticket_wait_customer(actor=agent, ticket_id=ticket.pk, now=at(2026, 11, 23, 11))
+    # when
+    services.ticket_update(
+        actor=agent, ticket_id=ticket.pk, data={"severity": "major"}, now=at(2026, 11, 23, 12)
+    )
+    services.ticket_resume(actor=agent, ticket_id=ticket.pk, now=at(2026, 11, 23, 15))
+    # then
+    ticket.refresh_from_db()
+    assert ticket.sla_policy.name == "重大投诉"
+    assert ticket.resolution_due_at == at(2026, 11, 24, 13)

@@ -306,6 +306,21 @@ def test_a_clock_started_while_paused_runs_from_the_resume():
     assert t.next_response_due_at == at(2026, 11, 24, 15, 30)
 
 
+def test_a_clock_restarted_from_before_the_pause_keeps_the_time_it_ran():
+    """A new policy restarts the resolution clock from when the ticket opened (09:00), while it
+    waits on the customer since 11:00: the two hours before the pause count, so on resuming at
+    Monday 15:00 under a 24-hour wall-clock target it is due Tuesday 13:00."""
+    # given
+    t = opened(at(2026, 11, 23, 9))
+    sla.pause(t, now=at(2026, 11, 23, 11))
+    # when: the ticket becomes a major complaint (24 hours around the clock)
+    t.sla_policy = policy(resolution_minutes=24 * 60, business_hours=False)
+    sla.start(t, sla.RESOLUTION, clock=sla.WallClock(), now=at(2026, 11, 23, 9))
+    sla.resume(t, clock=sla.WallClock(), now=at(2026, 11, 23, 15))
+    # then
+    assert t.resolution_due_at == at(2026, 11, 24, 13)
+
+
 # --- Which policy applies ---------------------------------------------------------------------
 
 
