@@ -1091,3 +1091,202 @@ def test_a_policy_change_while_waiting_on_the_customer_keeps_the_time_used_befor
     ticket.refresh_from_db()
     assert ticket.sla_policy.name == "重大投诉"
     assert ticket.resolution_due_at == at(2026, 11, 24, 13)
+
+
+def test_opening_a_ticket_needs_add_ticket_and_a_refusal_writes_nothing(handler):
+    """A department handler answers hand-offs but opens no tickets; the unknown caller does not
+    become a prospect either."""
+    from kefu.customers.models import Customer
+
+    with pytest.raises(Forbidden):
+        services.ticket_create(
+            actor=handler,
+            data={"type": "consultation", "subject": "咨询", "phone": "13900002222"},
+            now=at(2026, 11, 24, 10),
+        )
+    assert not Ticket.objects.exists()
+    assert not Customer.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "wait_customer",
+        "resume",
+        "hand_off",
+        "resolve",
+        "record_acceptance",
+        "close",
+        "reopen",
+        "promise_callback",
+        "duty",
+    ],
+)
+def test_who_only_reads_tickets_is_refused_every_working_action(
+    agent, customer, records_officer, quality_department, action
+):
+    """The records officer sees tickets but works none: each action is refused before it
+    writes, whatever the ticket's status."""
+    # given
+    ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
+    before = ticket.events.count()
+    now = at(2026, 11, 24, 11)
+    calls = {
+        "wait_customer": lambda: services.ticket_wait_customer(
+            actor=records_officer, ticket_id=ticket.pk, now=now
+        ),
+        "resume": lambda: services.ticket_resume(
+            actor=records_officer, ticket_id=ticket.pk, now=now
+        ),
+        "hand_off": lambda: services.ticket_hand_off(
+            actor=records_officer,
+            ticket_id=ticket.pk,
+            department_id=quality_department.pk,
+            instructions="请核查",
+            now=now,
+        ),
+        "resolve": lambda: services.ticket_resolve(
+            actor=records_officer,
+            ticket_id=ticket.pk,
+            data={"resolution_type": "explanation", "resolution_summary": "已解释"},
+            now=now,
+        ),
+        "record_acceptance": lambda: services.ticket_record_acceptance(
+            actor=records_officer, ticket_id=ticket.pk, accepted=True, now=now
+        ),
+        "close": lambda: services.ticket_close(actor=records_officer, ticket_id=ticket.pk, now=now),
+        "reopen": lambda: services.ticket_reopen(
+            actor=records_officer, ticket_id=ticket.pk, reason="不满意", now=now
+        ),
+        "promise_callback": lambda: services.ticket_promise_callback(
+            actor=records_officer, ticket_id=ticket.pk, due_at=at(2026, 11, 24, 15), now=now
+        ),
+        "duty": lambda: services.queue_duty_set(actor=records_officer, on_duty=False),
+    }
+    # when / then
+    with pytest.raises(Forbidden):
+        calls[action]()
+    assert ticket.events.count() == before
+    assert not TicketHandoff.objects.exists()
+    assert not FollowUp.objects.exists()
+
+
+def test_a_hand_off_with_bad_input_names_every_field_and_writes_nothing(agent, customer, db):
+    from kefu.tickets.models import Department
+
+    # given
+    ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
+    closed_department = Department.objects.create(name="旧物流部", is_active=False)
+    # when
+    with pytest.raises(ValidationFailed) as refused:
+        services.ticket_hand_off(
+            actor=agent,
+            ticket_id=ticket.pk,
+            department_id=closed_department.pk,
+            instructions="  ",
+            due_at=at(2026, 11, 24, 9),  # already past
+            now=at(2026, 11, 24, 10, 5),
+        )
+    # then
+    assert set(refused.value.errors) == {"department", "instructions", "due_at"}
+    assert not TicketHandoff.objects.exists()
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.department) == (Ticket.Status.NEW, None)
+    assert not ticket.events.filter(kind=TicketEvent.Kind.HANDED_OFF).exists()
+
+
+def test_the_departments_answer_goes_back_to_the_agent(
+    agent, customer, handler, quality_department
+):
+    """Answered without a resolution, the ticket returns to its agent in progress, and the
+    agent is told. A handler of another department may not answer, nor with an empty text."""
+    from kefu.tickets.models import Department
+
+    # given
+    ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
+    handoff = services.ticket_hand_off(
+        actor=agent,
+        ticket_id=ticket.pk,
+        department_id=quality_department.pk,
+        instructions="请核查批次",
+        now=at(2026, 11, 24, 10, 5),
+    )
+    stranger = UserFactory(username="logistics", role="department_handler")
+    Department.objects.create(name="物流部").handlers.add(stranger)
+    TicketHandoff.objects.create(  # so the ticket is visible to the stranger
+        ticket=ticket,
+        department=Department.objects.get(name="物流部"),
+        instructions="旧的转派",
+        due_at=at(2026, 11, 20, 10),
+        status=TicketHandoff.Status.ANSWERED,
+    )
+    # then
+    with pytest.raises(Forbidden):
+        services.handoff_answer(actor=stranger, ticket_id=ticket.pk, answer="不归我们")
+    with pytest.raises(ValidationFailed) as empty:
+        services.handoff_answer(actor=handler, ticket_id=ticket.pk, answer=" ")
+    assert "answer" in empty.value.errors
+    handoff.refresh_from_db()
+    assert handoff.status == TicketHandoff.Status.OPEN
+    # when
+    services.handoff_answer(
+        actor=handler, ticket_id=ticket.pk, answer="该批次合格", now=at(2026, 11, 24, 15)
+    )
+    # then
+    handoff.refresh_from_db()
+    assert (handoff.status, handoff.answered_by, handoff.answered_at) == (
+        TicketHandoff.Status.ANSWERED,
+        handler,
+        at(2026, 11, 24, 15),
+    )
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.department) == (Ticket.Status.IN_PROGRESS, None)
+    answered = ticket.events.get(kind=TicketEvent.Kind.HANDOFF_ANSWERED)
+    assert (answered.data["answer"], answered.actor) == ("该批次合格", handler)
+    assert Notification.objects.filter(recipient=agent, kind="handoff_answered").exists()
+
+
+def test_a_promised_callback_is_a_follow_up_on_the_timeline_and_must_be_ahead(agent, customer):
+    # given
+    ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
+    services.ticket_start(actor=agent, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 1))
+    # then: a time already past is refused
+    with pytest.raises(ValidationFailed) as past:
+        services.ticket_promise_callback(
+            actor=agent, ticket_id=ticket.pk, due_at=at(2026, 11, 24, 9), now=at(2026, 11, 24, 10)
+        )
+    assert "due_at" in past.value.errors
+    assert not FollowUp.objects.exists()
+    # when
+    followup = services.ticket_promise_callback(
+        actor=agent,
+        ticket_id=ticket.pk,
+        due_at="2026-11-24T15:00:00+08:00",
+        note=" 告知核查结果 ",
+        now=at(2026, 11, 24, 10, 5),
+    )
+    # then
+    assert (followup.purpose, followup.due_at, followup.assignee, followup.ticket_id) == (
+        FollowUp.Purpose.PROMISED_CALLBACK,
+        at(2026, 11, 24, 15),
+        agent,
+        ticket.pk,
+    )
+    promised = ticket.events.get(kind=TicketEvent.Kind.CALLBACK_PROMISED)
+    assert promised.is_public
+    assert (promised.data["followup_id"], promised.data["note"]) == (followup.pk, "告知核查结果")
+    assert promised.created_at == at(2026, 11, 24, 10, 5)
+
+
+def test_a_customer_message_must_say_something_and_the_ticket_must_be_open(agent, customer):
+    ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
+    with pytest.raises(ValidationFailed) as empty:
+        services.ticket_customer_message(ticket_id=ticket.pk, body="  ")
+    assert "body" in empty.value.errors
+    with pytest.raises(ValidationFailed) as too_long:
+        services.ticket_customer_message(ticket_id=ticket.pk, body="长" * 5001)
+    assert "body" in too_long.value.errors
+    Ticket.objects.filter(pk=ticket.pk).update(status=Ticket.Status.CLOSED)
+    with pytest.raises(TicketTransitionNotAllowed):
+        services.ticket_customer_message(ticket_id=ticket.pk, body="还有问题")
+    assert not ticket.events.filter(kind=TicketEvent.Kind.CUSTOMER_MESSAGE).exists()
