@@ -773,7 +773,7 @@ def test_opening_a_ticket_from_a_chat_refused_writes_nothing(web_chat, online_ag
     conversation.refresh_from_db()
     assert conversation.ticket is None
     assert not conversation.events.filter(kind=ConversationEvent.Kind.TICKET_OPENED).exists()
-    assert not CustomerEvent.objects.filter(kind=CustomerEvent.Kind.TICKET_OPENED).exists()
+    assert not CustomerEvent.objects.filter(kind="ticket_opened").exists()
 
 
 def test_quick_replies_are_deleted_by_their_owner_and_team_replies_by_supervisors(
@@ -803,3 +803,100 @@ def test_quick_replies_are_deleted_by_their_owner_and_team_replies_by_supervisor
     services.quick_reply_delete(actor=chat_supervisor, reply_id=team.pk)
     # then
     assert list(QuickReply.objects.values_list("shortcut", flat=True)) == ["bye"]
+
+
+def test_a_message_without_sender_or_content_is_refused_and_nothing_is_stored(web_chat):
+    refusals = [
+        (Inbound(sender=Sender(key=""), body="在吗"), "sender"),
+        (Inbound(sender=Sender(key="visitor:a"), body="  "), "body"),
+        (Inbound(sender=Sender(key="visitor:a"), body="图", media_url="javascript:x"), "media_url"),
+        (
+            Inbound(sender=Sender(key="visitor:a"), body="", attachments=[("a.exe", b"MZ")]),
+            "attachments",
+        ),
+    ]
+    for inbound, field_name in refusals:
+        with pytest.raises(ValidationFailed) as refused:
+            services.message_receive(channel=web_chat, inbound=inbound, now=MONDAY_10)
+        assert field_name in refused.value.errors
+    assert not Conversation.objects.exists()
+    assert not Message.objects.exists()
+    assert not CustomerEvent.objects.exists()
+
+
+def test_agent_status_names_bad_input_and_needs_chat_work(online_agent, records_officer):
+    with pytest.raises(ValidationFailed) as refused:
+        services.agent_status_set(actor=online_agent, status="asleep", capacity=0, now=MONDAY_10)
+    assert set(refused.value.errors) == {"status", "capacity"}
+    with pytest.raises(Forbidden):
+        services.agent_status_set(actor=records_officer, status="online", now=MONDAY_10)
+    status = AgentStatus.objects.get(user=online_agent)
+    assert (status.status, status.capacity) == (AgentStatus.Status.ONLINE, 3)
+    assert not AgentStatus.objects.filter(user=records_officer).exists()
+    # when
+    services.agent_status_set(actor=online_agent, status="away", capacity=5, now=MONDAY_10)
+    # then
+    status.refresh_from_db()
+    assert (status.status, status.capacity, status.changed_at) == ("away", 5, MONDAY_10)
+
+
+def test_another_agents_chat_is_neither_closed_nor_transferred_by_an_agent(
+    web_chat, online_agent, second_agent, chat_queue
+):
+    conversation = _say(web_chat, "在吗").conversation
+    with pytest.raises(Forbidden):
+        services.conversation_close(
+            actor=second_agent,
+            conversation_id=conversation.pk,
+            topic="营业时间",
+            outcome="answered",
+        )
+    with pytest.raises(Forbidden):
+        services.conversation_transfer(
+            actor=second_agent, conversation_id=conversation.pk, queue_id=chat_queue.pk
+        )
+    with pytest.raises(ValidationFailed) as neither:
+        services.conversation_transfer(actor=online_agent, conversation_id=conversation.pk)
+    assert "agent" in neither.value.errors
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.assignee) == (Conversation.Status.OPEN, online_agent)
+    assert not conversation.events.filter(
+        kind__in=[ConversationEvent.Kind.CLOSED, ConversationEvent.Kind.TRANSFERRED]
+    ).exists()
+
+
+def test_closing_writes_the_record_on_both_timelines(web_chat, online_agent):
+    conversation = _say(web_chat, "想预约到店").conversation
+    services.conversation_close(
+        actor=online_agent,
+        conversation_id=conversation.pk,
+        topic="预约到店",
+        outcome=Conversation.Outcome.APPOINTMENT,
+        note=" 周六上午 ",
+        now=at(2026, 11, 30, 10, 10),
+    )
+    conversation.refresh_from_db()
+    assert (conversation.closed_at, conversation.closed_by, conversation.outcome_note) == (
+        at(2026, 11, 30, 10, 10),
+        online_agent,
+        "周六上午",
+    )
+    closed = conversation.events.get(kind=ConversationEvent.Kind.CLOSED)
+    assert closed.data == {"topic": "预约到店", "outcome": "appointment"}
+    assert (closed.actor, closed.created_at) == (online_agent, at(2026, 11, 30, 10, 10))
+    assert CustomerEvent.objects.filter(
+        customer=conversation.customer, kind="conversation_closed"
+    ).exists()
+    with pytest.raises(Conflict):
+        services.conversation_close(
+            actor=online_agent, conversation_id=conversation.pk, topic="再关", outcome="answered"
+        )
+
+
+def test_recording_a_call_needs_the_permission(handler):
+    with pytest.raises(Forbidden):
+        services.call_record(
+            actor=handler, data={"phone": "13812345678", "result": "missed"}, now=MONDAY_10
+        )
+    assert not CallRecord.objects.exists()
+    assert not FollowUp.objects.exists()
