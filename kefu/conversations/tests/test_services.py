@@ -641,6 +641,8 @@ def test_the_routing_lock_is_taken_only_inside_a_transaction(db):
 def test_agents_online_counts_the_queues_agents_or_anyone_when_it_overflows(
     chat_queue, online_agent
 ):
+    """Someone answers a queue's chat when one of its agents is online, or anyone online when the
+    queue overflows; inactive accounts never count."""
     # given: the chat queue's member is online; a skill queue that never overflows has nobody
     skill = InboxQueue.objects.create(name="会员积分", skill="points", overflow_after=None)
     assert services.agents_online() is True
@@ -660,6 +662,8 @@ def test_agents_online_counts_the_queues_agents_or_anyone_when_it_overflows(
 
 
 def test_notes_are_refused_to_other_agents_and_when_empty(web_chat, online_agent, second_agent):
+    """Another agent's chat takes no note from an agent, an empty note is named; a note is stored
+    with its author at `now`."""
     conversation = _say(web_chat, "在吗").conversation
     with pytest.raises(Forbidden):
         services.note_add(actor=second_agent, conversation_id=conversation.pk, body="我来")
@@ -679,6 +683,8 @@ def test_notes_are_refused_to_other_agents_and_when_empty(web_chat, online_agent
 def test_the_chats_agent_gets_the_customers_number_to_call_and_the_reveal_is_audited(
     web_chat, online_agent, second_agent, chat_supervisor
 ):
+    """The chat's agent (or a supervisor) gets the full number, audited as a reveal for this
+    conversation; another agent is refused and nothing is revealed."""
     # given: 小王's chat, and one waiting for an agent
     AgentStatus.objects.filter(user=online_agent).update(capacity=1)
     mine = _say(web_chat, "请给我回电", key="visitor:a", phone="13812345678").conversation
@@ -703,6 +709,7 @@ def test_the_chats_agent_gets_the_customers_number_to_call_and_the_reveal_is_aud
 
 
 def test_a_visitor_without_a_phone_cannot_be_called(web_chat, online_agent):
+    """A visitor who left no phone cannot be called: a conflict coded no_phone."""
     conversation = _say(web_chat, "在吗").conversation
     with pytest.raises(Conflict) as refused:
         services.conversation_call(actor=online_agent, conversation_id=conversation.pk)
@@ -755,6 +762,8 @@ def test_a_ticket_opened_from_a_chat_carries_its_customer_channel_and_transcript
 
 
 def test_opening_a_ticket_from_a_chat_refused_writes_nothing(web_chat, online_agent, second_agent):
+    """Another agent's chat, or a ticket without a subject, is refused: no ticket, no link, no
+    entry on either timeline."""
     # given
     conversation = _say(web_chat, "买的药过期了").conversation
     # then: another agent's chat is refused; a ticket without a subject names the field
@@ -779,6 +788,8 @@ def test_opening_a_ticket_from_a_chat_refused_writes_nothing(web_chat, online_ag
 def test_quick_replies_are_deleted_by_their_owner_and_team_replies_by_supervisors(
     online_agent, second_agent, chat_supervisor
 ):
+    """Agents delete their own quick replies, not a colleague's or the team's; supervisors delete
+    team replies; an unknown one is not found."""
     # given
     own = services.quick_reply_save(
         actor=online_agent, data={"shortcut": "hi", "title": "问候", "body": "您好"}
@@ -806,6 +817,8 @@ def test_quick_replies_are_deleted_by_their_owner_and_team_replies_by_supervisor
 
 
 def test_a_message_without_sender_or_content_is_refused_and_nothing_is_stored(web_chat):
+    """No sender, no content, a non-web media link or a refused file type is named; no
+    conversation, message or customer entry is stored."""
     refusals = [
         (Inbound(sender=Sender(key=""), body="在吗"), "sender"),
         (Inbound(sender=Sender(key="visitor:a"), body="  "), "body"),
@@ -825,6 +838,8 @@ def test_a_message_without_sender_or_content_is_refused_and_nothing_is_stored(we
 
 
 def test_agent_status_names_bad_input_and_needs_chat_work(online_agent, records_officer):
+    """An unknown status and an out-of-range capacity are named together, a role that answers no
+    chats is refused, and the status stays; a good change is stored at `now`."""
     with pytest.raises(ValidationFailed) as refused:
         services.agent_status_set(actor=online_agent, status="asleep", capacity=0, now=MONDAY_10)
     assert set(refused.value.errors) == {"status", "capacity"}
@@ -843,6 +858,8 @@ def test_agent_status_names_bad_input_and_needs_chat_work(online_agent, records_
 def test_another_agents_chat_is_neither_closed_nor_transferred_by_an_agent(
     web_chat, online_agent, second_agent, chat_queue
 ):
+    """An agent may not close or transfer another agent's chat, and a transfer names an agent or a
+    queue; nothing changes."""
     conversation = _say(web_chat, "在吗").conversation
     with pytest.raises(Forbidden):
         services.conversation_close(
@@ -866,6 +883,8 @@ def test_another_agents_chat_is_neither_closed_nor_transferred_by_an_agent(
 
 
 def test_closing_writes_the_record_on_both_timelines(web_chat, online_agent):
+    """Closing stores the consultation record and writes a CLOSED entry on the chat and one on the
+    customer's timeline; a closed chat does not close twice."""
     conversation = _say(web_chat, "想预约到店").conversation
     services.conversation_close(
         actor=online_agent,
@@ -894,6 +913,7 @@ def test_closing_writes_the_record_on_both_timelines(web_chat, online_agent):
 
 
 def test_recording_a_call_needs_the_permission(handler):
+    """A role without add_callrecord records no call and gets no callback task."""
     with pytest.raises(Forbidden):
         services.call_record(
             actor=handler, data={"phone": "13812345678", "result": "missed"}, now=MONDAY_10

@@ -501,6 +501,7 @@ def media(settings, tmp_path):
 
 
 def test_tickets_are_numbered_gd_and_eight_digits_in_sequence(agent, customer):
+    """Ticket numbers are GD and eight digits, one more for each ticket opened."""
     # given
     assert services.ticket_number_format(42) == "GD00000042"
     # when
@@ -557,6 +558,8 @@ def test_ticket_clean_returns_clean_values_and_names_every_bad_field(store):
 
 
 def test_ticket_update_changes_the_fields_and_records_which(agent, customer):
+    """An edit saves the new values and one UPDATED entry naming the changed fields, at the
+    service's `now`; the same values again record nothing."""
     # given
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     data = {"subject": "买到过期的维生素C", "order_ref": "JD-1", "tags": ["过期"]}
@@ -596,6 +599,8 @@ def test_ticket_update_to_major_repicks_the_policy_counted_from_the_opening(
 
 
 def test_ticket_update_refused_or_invalid_writes_nothing(agent, customer, records_officer):
+    """A read-only role, one bad field or a closed ticket refuses the whole edit: nothing changes,
+    no entry."""
     # given
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     # then: the records officer reads tickets but does not edit them
@@ -617,6 +622,8 @@ def test_ticket_update_refused_or_invalid_writes_nothing(agent, customer, record
 
 
 def test_a_supervisor_assigns_a_ticket_and_the_agent_is_told(agent, customer, supervisor):
+    """A supervisor's assignment moves a new ticket to assigned, records who gave it to whom with
+    the note, and tells the agent."""
     # given
     ticket = consultation(supervisor, customer, at(2026, 11, 24, 10))
     assert (ticket.assignee, ticket.status) == (None, Ticket.Status.NEW)
@@ -645,6 +652,8 @@ def test_a_supervisor_assigns_a_ticket_and_the_agent_is_told(agent, customer, su
 def test_an_agent_takes_a_ticket_but_does_not_give_it_to_a_colleague(
     agent, customer, records_officer
 ):
+    """Agents take tickets themselves; giving one to a colleague, to someone who does not work
+    tickets, or to nobody is refused without a write."""
     # given
     colleague = UserFactory(username="colleague", role="agent")
     ticket = consultation(agent, customer, at(2026, 11, 24, 10))
@@ -671,6 +680,8 @@ def test_an_agent_takes_a_ticket_but_does_not_give_it_to_a_colleague(
 
 
 def test_moving_a_ticket_to_a_queue_hands_it_to_an_agent_on_duty_there(agent, customer, supervisor):
+    """A supervisor moves a ticket to a round-robin queue and its agent on duty takes it; agents
+    may not move it, an unknown queue is named."""
     # given: the ticket waits unassigned; then an after-sales queue is set up
     ticket = consultation(supervisor, customer, at(2026, 11, 24, 10))
     queue = Queue.objects.create(name="售后组", mode=Queue.Mode.ROUND_ROBIN)
@@ -693,6 +704,8 @@ def test_moving_a_ticket_to_a_queue_hands_it_to_an_agent_on_duty_there(agent, cu
 
 
 def test_starting_an_unassigned_ticket_makes_it_the_starters(agent, customer, records_officer):
+    """Starting an unassigned ticket assigns it to whoever starts it and moves it new → assigned →
+    in progress; a read-only role is refused."""
     # given
     ticket = consultation(agent, customer, at(2026, 11, 24, 10))
     with pytest.raises(Forbidden):
@@ -734,6 +747,8 @@ def test_the_first_reply_meets_the_first_response_target(agent, customer, sla_po
 
 
 def test_an_empty_reply_or_an_unknown_channel_is_refused(agent, customer, records_officer):
+    """An empty reply, an unknown channel or a read-only role is refused; the first response clock
+    keeps running."""
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     with pytest.raises(ValidationFailed) as empty:
         services.ticket_reply(actor=agent, ticket_id=ticket.pk, body="  ")
@@ -777,6 +792,9 @@ def test_resuming_moves_the_clocks_by_the_working_time_on_hold(agent, customer, 
 def test_withdrawing_a_hand_off_stops_the_urging_and_returns_to_work(
     agent, customer, handler, quality_department
 ):
+    """Withdrawing a hand-off cancels it, stops the urges and puts the ticket back in progress with
+    the reason on the timeline; handlers may not withdraw it, and a second withdrawal finds none
+    open."""
     # given
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     handoff = services.ticket_hand_off(
@@ -906,6 +924,8 @@ def test_sla_check_warns_the_assignee_and_escalates_breaches(
 def test_the_assignee_gets_the_customers_number_to_call_and_the_reveal_is_audited(
     agent, customer, supervisor
 ):
+    """The assignee (or a supervisor) gets the full number, audited as a reveal for this ticket;
+    another agent is refused and nothing is revealed."""
     # given
     ticket = consultation(agent, customer, at(2026, 11, 24, 10))
     services.ticket_start(actor=agent, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 1))
@@ -927,6 +947,7 @@ def test_the_assignee_gets_the_customers_number_to_call_and_the_reveal_is_audite
 
 
 def test_a_customer_without_a_phone_cannot_be_called(agent):
+    """Calling a customer with no phone number is a conflict, and no reveal is recorded."""
     from kefu.customers.tests.factories import make_customer
 
     walk_in = make_customer(name="李四", phone=None)
@@ -938,6 +959,8 @@ def test_a_customer_without_a_phone_cannot_be_called(agent):
 
 
 def test_an_agent_keeps_a_file_on_the_ticket_as_an_internal_entry(agent, customer, media):
+    """An agent's file is stored with its name, size and type, and an internal (not public) entry
+    records it."""
     # given
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     upload = SimpleUploadedFile("小票.jpg", b"\xff\xd8\xff", content_type="image/jpeg")
@@ -961,6 +984,8 @@ def test_an_agent_keeps_a_file_on_the_ticket_as_an_internal_entry(agent, custome
 def test_a_refused_file_leaves_no_attachment_entry_or_stored_file(
     agent, customer, records_officer, media
 ):
+    """A file of a refused type, or from a read-only role, leaves no attachment row, no entry and
+    no file on disk."""
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     with pytest.raises(ValidationFailed) as refused:
         services.ticket_attach(
@@ -1019,6 +1044,8 @@ def test_a_file_from_the_customer_resumes_a_ticket_waiting_on_them(
 def test_a_complaint_taken_outside_is_watched_and_the_leads_are_told(
     agent, customer, supervisor, manager
 ):
+    """An external escalation is stored, the ticket is watched for negative impact, the timeline
+    records it and supervisors and managers are told."""
     # given
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     assert not ticket.is_impact_watched
@@ -1048,6 +1075,8 @@ def test_a_complaint_taken_outside_is_watched_and_the_leads_are_told(
 
 
 def test_an_external_escalation_refused_writes_nothing(agent, customer, records_officer):
+    """An unknown body, a future or unreadable date, or a read-only role is refused, each field
+    named, and nothing is written."""
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     escalate = services.ticket_escalate_external
     with pytest.raises(ValidationFailed) as refused:
@@ -1172,6 +1201,8 @@ def test_who_only_reads_tickets_is_refused_every_working_action(
 
 
 def test_a_hand_off_with_bad_input_names_every_field_and_writes_nothing(agent, customer, db):
+    """An inactive department, empty instructions and a past due time are named together; no
+    hand-off is stored and the ticket stays as it was."""
     from kefu.tickets.models import Department
 
     # given
@@ -1247,6 +1278,8 @@ def test_the_departments_answer_goes_back_to_the_agent(
 
 
 def test_a_promised_callback_is_a_follow_up_on_the_timeline_and_must_be_ahead(agent, customer):
+    """A promised callback is a follow-up for the assignee with a public entry on the timeline; a
+    time already past is refused without a follow-up."""
     # given
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     services.ticket_start(actor=agent, ticket_id=ticket.pk, now=at(2026, 11, 24, 10, 1))
@@ -1279,6 +1312,7 @@ def test_a_promised_callback_is_a_follow_up_on_the_timeline_and_must_be_ahead(ag
 
 
 def test_a_customer_message_must_say_something_and_the_ticket_must_be_open(agent, customer):
+    """An empty or over-long message, or one on a closed ticket, is refused and leaves no entry."""
     ticket = open_complaint(agent, customer, at(2026, 11, 24, 10))
     with pytest.raises(ValidationFailed) as empty:
         services.ticket_customer_message(ticket_id=ticket.pk, body="  ")

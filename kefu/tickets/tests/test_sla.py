@@ -74,6 +74,7 @@ def test_working_time_skips_a_public_holiday_and_counts_a_make_up_workday():
 
 
 def test_between_is_zero_when_the_end_is_not_after_the_start():
+    """Working or wall-clock time from a later moment to an earlier one is zero, never negative."""
     assert CALENDAR.between(at(2026, 11, 24, 15), at(2026, 11, 24, 10)) == dt.timedelta()
     assert sla.WallClock().between(at(2026, 11, 24, 15), at(2026, 11, 24, 10)) == dt.timedelta()
 
@@ -126,6 +127,7 @@ def test_a_metric_without_a_target_has_no_clock():
 
 
 def test_stop_ends_the_next_response_clock_and_keeps_the_others():
+    """Stopping ends the next-response clock and its marks; the resolution due time is kept."""
     t = opened(at(2026, 11, 24, 10))
     sla.start(t, sla.NEXT_RESPONSE, clock=CALENDAR, now=at(2026, 11, 24, 10))
     sla.stop(t, sla.NEXT_RESPONSE)
@@ -161,6 +163,7 @@ def test_a_running_clock_goes_ok_warning_breached():
 
 
 def test_a_paused_clock_is_paused_even_past_its_due_time():
+    """While paused a clock shows paused, not breached, even past its due time."""
     t = opened(at(2026, 11, 24, 10))
     sla.pause(t, now=at(2026, 11, 24, 11))
     assert sla.metric_state(t, sla.FIRST_RESPONSE, now=at(2026, 11, 25, 17)) == sla.PAUSED
@@ -169,6 +172,7 @@ def test_a_paused_clock_is_paused_even_past_its_due_time():
 
 
 def test_answered_in_time_is_met_and_late_is_missed():
+    """A first reply at or before the due moment meets the target; a minute later misses it."""
     t = opened(at(2026, 11, 24, 10))
     t.first_responded_at = at(2026, 11, 24, 12)  # on the due moment itself
     assert sla.metric_state(t, sla.FIRST_RESPONSE, now=at(2026, 11, 25, 9)) == sla.MET
@@ -177,6 +181,7 @@ def test_answered_in_time_is_met_and_late_is_missed():
 
 
 def test_resolution_met_or_missed_is_what_a_done_ticket_shows():
+    """A resolved ticket shows whether its resolution target was met or missed."""
     t = opened(at(2026, 11, 24, 10))  # resolution due Thursday 11:00
     t.first_responded_at = at(2026, 11, 24, 10, 30)
     t.status, t.resolved_at = Ticket.Status.RESOLVED, at(2026, 11, 26, 11)
@@ -197,6 +202,7 @@ def test_a_breached_clock_that_ends_unanswered_is_missed():
 
 
 def test_no_policy_means_no_clock():
+    """Without a policy there is no clock to show."""
     t = ticket(None)
     assert sla.state(t, now=at(2026, 11, 24, 10)) == sla.SlaState(sla.NONE)
     assert sla.metric_state(t, sla.RESOLUTION, now=at(2026, 11, 24, 10)) == sla.NONE
@@ -221,6 +227,8 @@ def test_the_list_shows_the_most_pressing_running_clock():
 
 
 def test_fire_due_warns_once_then_breaches_once():
+    """The warning fires once at 80 %, the breach once at the due moment; then the scan looks at
+    the next clock."""
     t = opened(at(2026, 11, 24, 10))
     assert sla.fire_due(t, now=at(2026, 11, 24, 11, 35)) == []
     assert sla.fire_due(t, now=at(2026, 11, 24, 11, 36)) == [(sla.FIRST_RESPONSE, sla.WARNING)]
@@ -233,6 +241,8 @@ def test_fire_due_warns_once_then_breaches_once():
 
 
 def test_a_breach_found_late_fires_alone_and_counts_as_warned():
+    """A scan that first looks after the due moment fires only the breach and marks the warning as
+    given."""
     t = opened(at(2026, 11, 24, 10))
     assert sla.fire_due(t, now=at(2026, 11, 24, 13)) == [(sla.FIRST_RESPONSE, sla.BREACHED)]
     mark = t.sla_marks[sla.FIRST_RESPONSE]
@@ -240,6 +250,7 @@ def test_a_breach_found_late_fires_alone_and_counts_as_warned():
 
 
 def test_nothing_fires_while_paused():
+    """Nothing fires while the clocks are paused, and the scan has nothing to look at."""
     t = opened(at(2026, 11, 24, 10))
     sla.pause(t, now=at(2026, 11, 24, 11))
     assert t.sla_next_check_at is None
@@ -283,6 +294,7 @@ def test_a_pause_outside_working_hours_costs_no_working_time():
 
 
 def test_a_wall_clock_resume_moves_due_times_by_the_calendar_time_paused():
+    """Around the clock, a twelve-hour hold moves the due time twelve hours."""
     t = opened(at(2026, 9, 30, 17), clock=sla.WallClock(), resolution_minutes=24 * 60)
     sla.pause(t, now=at(2026, 9, 30, 20))
     sla.resume(t, clock=sla.WallClock(), now=at(2026, 10, 1, 8))
@@ -290,6 +302,7 @@ def test_a_wall_clock_resume_moves_due_times_by_the_calendar_time_paused():
 
 
 def test_resume_without_a_pause_changes_nothing():
+    """Resuming clocks that are not paused changes nothing."""
     t = opened(at(2026, 11, 24, 10))
     before = (t.first_response_due_at, t.resolution_due_at, dict(t.sla_marks))
     sla.resume(t, clock=CALENDAR, now=at(2026, 11, 25, 10))
@@ -331,6 +344,7 @@ def _pick(policies, ticket_type="complaint", severity="normal", customer_level="
 
 
 def test_the_most_specific_policy_wins_whatever_its_position():
+    """The policy matching the most criteria wins, whatever its position."""
     default = SlaPolicy(name="默认", position=0)
     complaints = SlaPolicy(name="投诉", ticket_type="complaint", position=5)
     major = SlaPolicy(name="重大投诉", ticket_type="complaint", severity="major", position=9)
@@ -349,6 +363,7 @@ def test_the_most_specific_policy_wins_whatever_its_position():
 
 
 def test_among_equally_specific_policies_the_lowest_position_wins():
+    """Among policies matching as many criteria, the lowest position wins."""
     late = SlaPolicy(name="投诉B", ticket_type="complaint", position=2)
     early = SlaPolicy(name="投诉A", ticket_type="complaint", position=1)
     by_level = SlaPolicy(name="金卡", customer_level="gold", position=0)
@@ -357,6 +372,7 @@ def test_among_equally_specific_policies_the_lowest_position_wins():
 
 
 def test_inactive_or_unmatched_policies_are_never_picked():
+    """An inactive policy or one for another type is never picked: no policy at all."""
     retired = SlaPolicy(name="旧投诉", ticket_type="complaint", is_active=False)
     consultation = SlaPolicy(name="咨询", ticket_type="consultation")
     assert _pick([retired, consultation]) is None
