@@ -91,8 +91,10 @@ def start(ticket: Ticket, metric: str, *, clock: Clock, now: dt.datetime) -> Non
     else:
         total = dt.timedelta(minutes=minutes)
         origin = now
-        if ticket.sla_paused_at is not None:
-            # A clock started while paused runs from the moment the pause ends.
+        if ticket.sla_paused_at is not None and ticket.sla_paused_at < now:
+            # A clock started while paused runs from the moment the pause ends (resume counts
+            # from the pause). One restarted from before the pause (a new policy counted from
+            # the opening) keeps the time it ran until the pause.
             origin = ticket.sla_paused_at
         setattr(ticket, _due_field(metric), clock.add(origin, total))
         warn = clock.add(origin, total * policy.warning_percent / 100)

@@ -1,15 +1,22 @@
 """Consultations: receiving, routing, answering, the 000 rules, closing and rating."""
 
+import datetime as dt
+
 import pytest
+from django.db import connection, transaction
 
 from kefu.accounts.tests.factories import UserFactory
+from kefu.audit.models import AuditEntry
+from kefu.conversations import services
 from kefu.conversations.adapters import Inbound, Sender
 from kefu.conversations.models import (
     AgentStatus,
     CallRecord,
     Conversation,
     ConversationEvent,
+    InboxQueue,
     Message,
+    QuickReply,
 )
 from kefu.conversations.services import (
     agent_status_set,
@@ -26,10 +33,11 @@ from kefu.conversations.services import (
     quick_reply_render,
     quick_reply_save,
 )
-from kefu.core.exceptions import Conflict, Forbidden, ValidationFailed
+from kefu.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from kefu.customers.models import CustomerEvent
 from kefu.followups.models import FollowUp
 from kefu.notifications.models import Notification
+from kefu.tickets.models import Ticket, TicketEvent
 from kefu.tickets.tests.fixtures import at
 
 MONDAY_10 = at(2026, 11, 30, 10)
@@ -565,3 +573,350 @@ def test_two_agents_coming_online_at_once_never_take_the_same_chat(web_chat, cha
     assert sorted(assigned.values_list("conversation_id", flat=True)) == sorted(
         c.pk for c in conversations
     )
+
+
+# --- Every service on its own: the write, its timeline entry, the refusal paths ------------------
+
+
+def test_payloads_say_what_the_live_updates_show(web_chat, online_agent, second_agent):
+    """A message, its conversation and the customer's "who answers" line, as the sockets and
+    the API carry them."""
+    # given: one chat taken by 小王, one waiting for an agent
+    AgentStatus.objects.filter(user=online_agent).update(capacity=1)
+    taken = _say(web_chat, "在吗？", key="visitor:a", name="张女士")
+    waiting = _say(web_chat, "有人吗", key="visitor:b", now=at(2026, 11, 30, 10, 1)).conversation
+    # when
+    message = services.message_payload(taken.message)
+    conversation = services.conversation_payload(taken.conversation)
+    # then
+    assert message == {
+        "id": taken.message.pk,
+        "conversation": taken.conversation.pk,
+        "direction": Message.Direction.IN,
+        "kind": Message.Kind.TEXT,
+        "body": "在吗？",
+        "author": "",
+        "is_automatic": False,
+        "status": Message.Status.RECEIVED,
+        "media_url": "",
+        "attachment": "",
+        "attachment_name": "",
+        "created_at": message["created_at"],
+    }
+    assert dt.datetime.fromisoformat(message["created_at"]) == MONDAY_10
+    assert conversation == {
+        "id": taken.conversation.pk,
+        "status": Conversation.Status.OPEN,
+        "channel": "官网在线咨询",
+        "channel_kind": "web_chat",
+        "customer": "张女士",
+        "assignee": online_agent.pk,
+        "is_offline": False,
+        "waiting_since": conversation["waiting_since"],
+        "preview": "在吗？",
+    }
+    assert dt.datetime.fromisoformat(conversation["waiting_since"]) == MONDAY_10
+    assert services.assignment_payload(taken.conversation) == {"status": "open", "agent": "小王"}
+    assert services.assignment_payload(waiting) == {"status": "queued", "agent": ""}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_routing_lock_is_taken_only_inside_a_transaction(db):
+    """Outside a transaction the lock would be released at once: refused. Inside one it is
+    held until the transaction ends (a PostgreSQL advisory lock)."""
+
+    with pytest.raises(RuntimeError):
+        services.routing_lock()
+    with transaction.atomic():
+        services.routing_lock()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND pid = pg_backend_pid()"
+                )
+                assert cursor.fetchone()[0] == 1
+
+
+def test_agents_online_counts_the_queues_agents_or_anyone_when_it_overflows(
+    chat_queue, online_agent
+):
+    """Someone answers a queue's chat when one of its agents is online, or anyone online when the
+    queue overflows; inactive accounts never count."""
+    # given: the chat queue's member is online; a skill queue that never overflows has nobody
+    skill = InboxQueue.objects.create(name="会员积分", skill="points", overflow_after=None)
+    assert services.agents_online() is True
+    assert services.agents_online(queue_id=chat_queue.pk) is True
+    assert services.agents_online(queue_id=skill.pk) is False
+    # when: the member goes away, an agent of no queue comes online
+    AgentStatus.objects.filter(user=online_agent).update(status=AgentStatus.Status.AWAY)
+    hotline = UserFactory(username="agent01", role="agent")
+    AgentStatus.objects.create(user=hotline, status=AgentStatus.Status.ONLINE)
+    # then: the chat queue overflows to them; the skill queue waits for its own
+    assert services.agents_online(queue_id=chat_queue.pk) is True
+    assert services.agents_online(queue_id=skill.pk) is False
+    # an inactive account online counts for nobody
+    hotline.is_active = False
+    hotline.save()
+    assert services.agents_online() is False
+
+
+def test_notes_are_refused_to_other_agents_and_when_empty(web_chat, online_agent, second_agent):
+    """Another agent's chat takes no note from an agent, an empty note is named; a note is stored
+    with its author at `now`."""
+    conversation = _say(web_chat, "在吗").conversation
+    with pytest.raises(Forbidden):
+        services.note_add(actor=second_agent, conversation_id=conversation.pk, body="我来")
+    with pytest.raises(ValidationFailed) as empty:
+        services.note_add(actor=online_agent, conversation_id=conversation.pk, body=" ")
+    assert "body" in empty.value.errors
+    assert not conversation.messages.filter(direction=Message.Direction.NOTE).exists()
+    note = services.note_add(
+        actor=online_agent,
+        conversation_id=conversation.pk,
+        body="老客户",
+        now=at(2026, 11, 30, 10, 3),
+    )
+    assert (note.author, note.created_at) == (online_agent, at(2026, 11, 30, 10, 3))
+
+
+def test_the_chats_agent_gets_the_customers_number_to_call_and_the_reveal_is_audited(
+    web_chat, online_agent, second_agent, chat_supervisor
+):
+    """The chat's agent (or a supervisor) gets the full number, audited as a reveal for this
+    conversation; another agent is refused and nothing is revealed."""
+    # given: 小王's chat, and one waiting for an agent
+    AgentStatus.objects.filter(user=online_agent).update(capacity=1)
+    mine = _say(web_chat, "请给我回电", key="visitor:a", phone="13812345678").conversation
+    waiting = _say(web_chat, "在吗", key="visitor:b", phone="13900001111").conversation
+    reveals = AuditEntry.objects.filter(action="customer.contact_revealed")
+    # when
+    phone = services.conversation_call(actor=online_agent, conversation_id=mine.pk, ip="127.0.0.1")
+    # then
+    assert phone.value == "+8613812345678"
+    entry = reveals.get()
+    assert entry.actor == online_agent
+    assert entry.changes["call_for"] == {"type": "conversation", "id": mine.pk}
+    # another agent does not see 小王's chat, and does not call about a chat nobody has taken
+    with pytest.raises(NotFound):
+        services.conversation_call(actor=second_agent, conversation_id=mine.pk)
+    with pytest.raises(Forbidden):
+        services.conversation_call(actor=second_agent, conversation_id=waiting.pk)
+    assert reveals.count() == 1
+    # the supervisor may call about any chat
+    services.conversation_call(actor=chat_supervisor, conversation_id=waiting.pk)
+    assert reveals.count() == 2
+
+
+def test_a_visitor_without_a_phone_cannot_be_called(web_chat, online_agent):
+    """A visitor who left no phone cannot be called: a conflict coded no_phone."""
+    conversation = _say(web_chat, "在吗").conversation
+    with pytest.raises(Conflict) as refused:
+        services.conversation_call(actor=online_agent, conversation_id=conversation.pk)
+    assert refused.value.code == "no_phone"
+
+
+def test_a_ticket_opened_from_a_chat_carries_its_customer_channel_and_transcript(
+    web_chat, online_agent
+):
+    """The ticket is the chat's customer's, on the web chat channel, described by the chat's
+    transcript without the internal notes; the chat links to it and records it."""
+    # given
+    conversation = _say(web_chat, "买的药过期了", name="张女士", phone="13812345678").conversation
+    services.message_send(
+        actor=online_agent,
+        conversation_id=conversation.pk,
+        body="抱歉，我为您登记投诉",
+        now=at(2026, 11, 30, 10, 1),
+    )
+    services.note_add(actor=online_agent, conversation_id=conversation.pk, body="老客户，态度急")
+    # when
+    ticket = services.conversation_open_ticket(
+        actor=online_agent,
+        conversation_id=conversation.pk,
+        data={"type": "complaint", "subject": "买到过期药品"},
+        now=at(2026, 11, 30, 10, 2),
+    )
+    # then
+    assert (ticket.customer, ticket.channel) == (conversation.customer, Ticket.Channel.WEB_CHAT)
+    assert "[10:00] 张女士: 买的药过期了" in ticket.description
+    assert "[10:01]" in ticket.description
+    assert "抱歉，我为您登记投诉" in ticket.description
+    assert "老客户" not in ticket.description
+    assert ticket.events.filter(kind=TicketEvent.Kind.CREATED).get().created_at == at(
+        2026, 11, 30, 10, 2
+    )
+    conversation.refresh_from_db()
+    assert conversation.ticket == ticket
+    opened = conversation.events.get(kind=ConversationEvent.Kind.TICKET_OPENED)
+    assert opened.data == {"ticket": ticket.pk}
+    assert (opened.actor, opened.created_at) == (online_agent, at(2026, 11, 30, 10, 2))
+    # one ticket per chat
+    with pytest.raises(Conflict):
+        services.conversation_open_ticket(
+            actor=online_agent,
+            conversation_id=conversation.pk,
+            data={"type": "complaint", "subject": "再开一张"},
+        )
+    assert Ticket.objects.count() == 1
+
+
+def test_opening_a_ticket_from_a_chat_refused_writes_nothing(web_chat, online_agent, second_agent):
+    """Another agent's chat, or a ticket without a subject, is refused: no ticket, no link, no
+    entry on either timeline."""
+    # given
+    conversation = _say(web_chat, "买的药过期了").conversation
+    # then: another agent's chat is refused; a ticket without a subject names the field
+    with pytest.raises(Forbidden):
+        services.conversation_open_ticket(
+            actor=second_agent,
+            conversation_id=conversation.pk,
+            data={"type": "complaint", "subject": "过期药品"},
+        )
+    with pytest.raises(ValidationFailed) as refused:
+        services.conversation_open_ticket(
+            actor=online_agent, conversation_id=conversation.pk, data={"type": "complaint"}
+        )
+    assert "subject" in refused.value.errors
+    assert not Ticket.objects.exists()
+    conversation.refresh_from_db()
+    assert conversation.ticket is None
+    assert not conversation.events.filter(kind=ConversationEvent.Kind.TICKET_OPENED).exists()
+    assert not CustomerEvent.objects.filter(kind="ticket_opened").exists()
+
+
+def test_quick_replies_are_deleted_by_their_owner_and_team_replies_by_supervisors(
+    online_agent, second_agent, chat_supervisor
+):
+    """Agents delete their own quick replies, not a colleague's or the team's; supervisors delete
+    team replies; an unknown one is not found."""
+    # given
+    own = services.quick_reply_save(
+        actor=online_agent, data={"shortcut": "hi", "title": "问候", "body": "您好"}
+    )
+    colleagues = services.quick_reply_save(
+        actor=second_agent, data={"shortcut": "bye", "title": "道别", "body": "再见"}
+    )
+    team = services.quick_reply_save(
+        actor=chat_supervisor,
+        data={"shortcut": "hours", "title": "营业时间", "body": "每天9点到18点"},
+        team=True,
+    )
+    # then: an agent deletes neither a colleague's reply nor the team's
+    for reply in (colleagues, team):
+        with pytest.raises(Forbidden):
+            services.quick_reply_delete(actor=online_agent, reply_id=reply.pk)
+    with pytest.raises(NotFound):
+        services.quick_reply_delete(actor=online_agent, reply_id=99999)
+    assert QuickReply.objects.count() == 3
+    # when
+    services.quick_reply_delete(actor=online_agent, reply_id=own.pk)
+    services.quick_reply_delete(actor=chat_supervisor, reply_id=team.pk)
+    # then
+    assert list(QuickReply.objects.values_list("shortcut", flat=True)) == ["bye"]
+
+
+def test_a_message_without_sender_or_content_is_refused_and_nothing_is_stored(web_chat):
+    """No sender, no content, a non-web media link or a refused file type is named; no
+    conversation, message or customer entry is stored."""
+    refusals = [
+        (Inbound(sender=Sender(key=""), body="在吗"), "sender"),
+        (Inbound(sender=Sender(key="visitor:a"), body="  "), "body"),
+        (Inbound(sender=Sender(key="visitor:a"), body="图", media_url="javascript:x"), "media_url"),
+        (
+            Inbound(sender=Sender(key="visitor:a"), body="", attachments=[("a.exe", b"MZ")]),
+            "attachments",
+        ),
+    ]
+    for inbound, field_name in refusals:
+        with pytest.raises(ValidationFailed) as refused:
+            services.message_receive(channel=web_chat, inbound=inbound, now=MONDAY_10)
+        assert field_name in refused.value.errors
+    assert not Conversation.objects.exists()
+    assert not Message.objects.exists()
+    assert not CustomerEvent.objects.exists()
+
+
+def test_agent_status_names_bad_input_and_needs_chat_work(online_agent, records_officer):
+    """An unknown status and an out-of-range capacity are named together, a role that answers no
+    chats is refused, and the status stays; a good change is stored at `now`."""
+    with pytest.raises(ValidationFailed) as refused:
+        services.agent_status_set(actor=online_agent, status="asleep", capacity=0, now=MONDAY_10)
+    assert set(refused.value.errors) == {"status", "capacity"}
+    with pytest.raises(Forbidden):
+        services.agent_status_set(actor=records_officer, status="online", now=MONDAY_10)
+    status = AgentStatus.objects.get(user=online_agent)
+    assert (status.status, status.capacity) == (AgentStatus.Status.ONLINE, 3)
+    assert not AgentStatus.objects.filter(user=records_officer).exists()
+    # when
+    services.agent_status_set(actor=online_agent, status="away", capacity=5, now=MONDAY_10)
+    # then
+    status.refresh_from_db()
+    assert (status.status, status.capacity, status.changed_at) == ("away", 5, MONDAY_10)
+
+
+def test_another_agents_chat_is_neither_closed_nor_transferred_by_an_agent(
+    web_chat, online_agent, second_agent, chat_queue
+):
+    """An agent may not close or transfer another agent's chat, and a transfer names an agent or a
+    queue; nothing changes."""
+    conversation = _say(web_chat, "在吗").conversation
+    with pytest.raises(Forbidden):
+        services.conversation_close(
+            actor=second_agent,
+            conversation_id=conversation.pk,
+            topic="营业时间",
+            outcome="answered",
+        )
+    with pytest.raises(Forbidden):
+        services.conversation_transfer(
+            actor=second_agent, conversation_id=conversation.pk, queue_id=chat_queue.pk
+        )
+    with pytest.raises(ValidationFailed) as neither:
+        services.conversation_transfer(actor=online_agent, conversation_id=conversation.pk)
+    assert "agent" in neither.value.errors
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.assignee) == (Conversation.Status.OPEN, online_agent)
+    assert not conversation.events.filter(
+        kind__in=[ConversationEvent.Kind.CLOSED, ConversationEvent.Kind.TRANSFERRED]
+    ).exists()
+
+
+def test_closing_writes_the_record_on_both_timelines(web_chat, online_agent):
+    """Closing stores the consultation record and writes a CLOSED entry on the chat and one on the
+    customer's timeline; a closed chat does not close twice."""
+    conversation = _say(web_chat, "想预约到店").conversation
+    services.conversation_close(
+        actor=online_agent,
+        conversation_id=conversation.pk,
+        topic="预约到店",
+        outcome=Conversation.Outcome.APPOINTMENT,
+        note=" 周六上午 ",
+        now=at(2026, 11, 30, 10, 10),
+    )
+    conversation.refresh_from_db()
+    assert (conversation.closed_at, conversation.closed_by, conversation.outcome_note) == (
+        at(2026, 11, 30, 10, 10),
+        online_agent,
+        "周六上午",
+    )
+    closed = conversation.events.get(kind=ConversationEvent.Kind.CLOSED)
+    assert closed.data == {"topic": "预约到店", "outcome": "appointment"}
+    assert (closed.actor, closed.created_at) == (online_agent, at(2026, 11, 30, 10, 10))
+    assert CustomerEvent.objects.filter(
+        customer=conversation.customer, kind="conversation_closed"
+    ).exists()
+    with pytest.raises(Conflict):
+        services.conversation_close(
+            actor=online_agent, conversation_id=conversation.pk, topic="再关", outcome="answered"
+        )
+
+
+def test_recording_a_call_needs_the_permission(handler):
+    """A role without add_callrecord records no call and gets no callback task."""
+    with pytest.raises(Forbidden):
+        services.call_record(
+            actor=handler, data={"phone": "13812345678", "result": "missed"}, now=MONDAY_10
+        )
+    assert not CallRecord.objects.exists()
+    assert not FollowUp.objects.exists()
