@@ -37,11 +37,11 @@ def test_no_app_imports_from_an_app_above_it():
 
 
 def test_the_order_runs_from_the_composition_root_down_to_core():
+    """Core is below every app, so it may import none of them; every module has its place."""
     layers = _direction()["layers"]
 
     assert layers[0].startswith("settings : urls")
     assert layers[-3:] == ["accounts", "audit", "core"]
-    # Core is below every app: it may import none of them.
     assert _direction()["exhaustive"] is True
 
 
