@@ -10,6 +10,7 @@ import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
 from kefu.core.log import logging_config
+from kefu.core.public_address import served_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("KEFU_VAR_DIR", BASE_DIR / "var"))
@@ -265,18 +266,6 @@ DEFAULT_FROM_EMAIL = os.environ.get("KEFU_EMAIL_FROM", "kefu@localhost")
 # worker processes it starts).
 SERVE_HOST = os.environ.get("KEFU_HOST", "").strip() or "127.0.0.1"
 SERVE_PORT = int(os.environ.get("KEFU_PORT", "8000"))
-
-
-def served_url(host: str, port: int) -> str:
-    """The address of a server listening on host:port. One listening on every interface has no
-    single address: the machine's name stands for it."""
-    if host in {"0.0.0.0", "::", "*"}:
-        import socket
-
-        host = socket.gethostname()
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
 
 
 SERVED_URL = served_url(SERVE_HOST, SERVE_PORT)

@@ -9,3 +9,17 @@ class AppointmentsConfig(AppConfig):
 
     def ready(self) -> None:
         from kefu.appointments import signals  # noqa: F401  (connects the receivers)
+        from kefu.appointments.api import router
+        from kefu.core.api import api_router_add
+        from kefu.core.navigation import NavEntry, nav_register
+
+        api_router_add("/appointments", router)
+        nav_register(
+            NavEntry(
+                "appointments",
+                _("Appointments"),
+                "appointments:appointment_list",
+                order=600,
+                permissions=("appointments.view_appointment",),
+            )
+        )

@@ -37,6 +37,19 @@ class PublicAddressProblem:
     via_proxy: bool
 
 
+def served_url(host: str, port: int) -> str:
+    """The address of a server listening on host:port (settings.SERVED_URL, and what `kefu run`
+    prints). One listening on every interface has no single address: the machine's name stands
+    for it."""
+    if host in {"0.0.0.0", "::", "*"}:
+        import socket
+
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()

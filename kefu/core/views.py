@@ -3,17 +3,18 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
+from kefu.core.navigation import nav_start_url
+
 API_PREFIX = "/api/"
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    if request.user.has_perm("customers.view_customer"):
-        return redirect("customers:customer_list")
-    if request.user.has_perm("tickets.answer_handoff"):
-        return redirect("tickets:handoff_list")
-    if request.user.has_perm("tickets.view_ticket"):
-        return redirect("tickets:ticket_list")
+    """The user's start page (the first one registered in kefu.core.navigation that they may
+    open), else a page of their own."""
+    start = nav_start_url(request.user)
+    if start is not None:
+        return redirect(start)
     return render(request, "core/home.html", {"active_nav": "home"})
 
 

@@ -160,3 +160,36 @@ def test_demo_loads_nothing_when_the_import_refuses_a_row():
 
     assert not User.objects.filter(username="director").exists()
     assert Customer.objects.count() == 1
+
+
+def test_first_run_loads_the_department_into_a_database_without_users():
+    """What `kefu run` asks of the demo app on every start (core does not import it)."""
+    out = demo(first_run=True, customers=0)
+
+    assert out.startswith("First run: loading the demo department")
+    assert User.objects.filter(username__in=LOGINS).count() == len(LOGINS)
+    assert data.LOGINS_HELP in out
+
+
+def test_first_run_leaves_a_database_with_users_alone_and_shows_demo_logins_if_there():
+    # given a database with its own users only
+    User.objects.create_user(username="own-admin", password="pw-kefu-123")
+
+    # when / then: nothing loaded, nothing said
+    assert demo(first_run=True) == ""
+    assert demo(logins=True) == ""
+    assert User.objects.count() == 1
+
+    # given the demo department loaded
+    demo(customers=0, force=True)
+
+    # when / then: the logins, and nothing loaded again
+    assert demo(first_run=True) == data.LOGINS_HELP + "\n"
+    assert demo(logins=True) == data.LOGINS_HELP + "\n"
+    assert User.objects.count() == 1 + len(LOGINS)
+
+
+def test_logins_never_loads_the_department():
+    """`kefu run --no-demo` on an empty database."""
+    assert demo(logins=True) == ""
+    assert not User.objects.exists()

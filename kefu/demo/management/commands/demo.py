@@ -53,6 +53,20 @@ class Command(BaseCommand):
             action="store_true",
             help="Load into a database that already holds other users or customers.",
         )
+        when = parser.add_mutually_exclusive_group()
+        when.add_argument(
+            "--first-run",
+            action="store_true",
+            help=(
+                "What `kefu run` asks for: load the demo department only into a database without"
+                " users; otherwise show the demo logins if they are there."
+            ),
+        )
+        when.add_argument(
+            "--logins",
+            action="store_true",
+            help="Only show the demo logins, if the demo department is loaded.",
+        )
 
     def handle(
         self,
@@ -62,8 +76,16 @@ class Command(BaseCommand):
         tickets: int | None,
         force: bool,
         categories: str | None = None,
+        first_run: bool = False,
+        logins: bool = False,
         **options,
     ):
+        if first_run and not User.objects.exists():
+            self.stdout.write("First run: loading the demo department (kefu demo)...")
+        elif first_run or logins:
+            if User.objects.filter(username__in=data.USERNAMES).exists():
+                self.stdout.write(data.LOGINS_HELP)
+            return
         if categories:
             tree = demo_tickets.CATEGORY_SETS[categories]
             before = Category.objects.count()
